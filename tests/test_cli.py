@@ -1,0 +1,153 @@
+"""The CLI end to end on digits, and every bad-input case: one line on stderr, exit 2, nothing written."""
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from trustkit.cli import run
+
+REQUIRED_COLUMNS = {"model", "dataset", "attack", "norm", "eps", "n", "clean_accuracy", "robust_accuracy",
+                    "success_rate", "mean_linf", "mean_l2", "seconds"}
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.sources += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def run_cli(capsys, *args):
+    code = run(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_bench_end_to_end_writes_parseable_reports(tmp_path, capsys, digits_cnn):
+    code, out, err = run_cli(capsys, "bench", "fgsm,pgd", "--model", "cnn", "--out", str(tmp_path), "--n", "120",
+                             "--eps", "0.1", "--eps", "0.2,0.3", "--steps", "5")
+    assert code == 0, err
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1
+    run_dir = runs[0]
+    assert f"report: {run_dir / 'report.html'}" in out
+    results = pd.read_csv(run_dir / "results.csv")
+    assert REQUIRED_COLUMNS <= set(results.columns)
+    assert len(results) == 6 and set(results["attack"]) == {"fgsm", "pgd"}
+    assert results["n"].eq(120).all()
+    assert results["robust_accuracy"].between(0, 1).all() and results["clean_accuracy"].gt(0.9).all()
+    assert (results["robust_accuracy"] <= results["clean_accuracy"]).all()
+    assert results.sort_values("eps").groupby("attack")["robust_accuracy"].is_monotonic_decreasing.all()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["seed"] == 0 and info["config"]["eps"] == [0.1, 0.2, 0.3]
+    assert info["versions"]["torch"] == torch.__version__.split("+")[0] or info["versions"]["torch"].startswith(
+        torch.__version__.split("+")[0])
+    assert info["device"].startswith("cpu") and {c["status"] for c in info["sanity_checks"]} <= {"pass", "flag", "skipped"}
+    assert info["attacks"]["pgd@0.1"]["steps"] == 5
+    html = (run_dir / "report.html").read_text()
+    parser = _Collector()
+    parser.feed(html)
+    assert {"table", "img", "details"} <= set(parser.tags)
+    assert all(s.startswith(("data:", "#")) for s in parser.sources), "report must not load anything from outside"
+    assert html.count("data:image/png;base64,") >= 1 + 6 * 3 * 1  # curve + gallery triples + heat maps
+    for section in ("Accuracy under attack", "Sanity checks", "What the attack does to images", "per class", "git commit"):
+        assert section.lower() in html.lower()
+    per_class = pd.read_csv(run_dir / "per_class.csv")
+    assert set(per_class["class_name"].astype(str)) == {str(d) for d in range(10)}
+
+
+def test_same_seed_gives_identical_results(tmp_path, capsys, digits_cnn):
+    for sub in ("a", "b"):
+        assert run_cli(capsys, "bench", "pgd", "--model", "cnn", "--n", "60", "--eps", "0.1", "--steps", "3",
+                       "--out", str(tmp_path / sub))[0] == 0
+    first, second = (pd.read_csv(next((tmp_path / s).iterdir()) / "results.csv") for s in ("a", "b"))
+    columns = ["robust_accuracy", "success_rate", "mean_linf", "mean_l2"]
+    pd.testing.assert_frame_equal(first[columns], second[columns])
+
+
+BAD_INPUTS = [
+    (["bench", "fgsm", "--model", "resnt"], "did you mean 'resnet'"),
+    (["bench", "fgsn"], "did you mean 'fgsm'"),
+    (["bench", "fgsm", "--dataset", "mnits"], "did you mean 'mnist'"),
+    (["bench", "fgsm", "--eps", "-0.1"], "epsilon"),
+    (["bench", "fgsm", "--eps", "1.5"], "exceeds 1"),
+    (["bench", "fgsm", "--eps", "8/0"], "divides by zero"),
+    (["bench", "fgsm", "--n", "0"], "--n must be at least 1"),
+    (["bench", "fgsm", "--model", "missing/model.safetensors"], "not found"),
+    (["bench", "fgsm", "--device", "cuda"] if not torch.cuda.is_available() else ["bench", "fgsm", "--device", "tpu"], "device"),
+    (["bench", "fgsm", "--norm", "l7"], "l7"),
+    (["bench", "pgd", "--steps", "0"], "steps"),
+    (["train", "--model", "cnn", "--epochs", "0"], "--epochs must be at least 1"),
+    (["bench"], "ATTACK"),
+    (["list", "things"], "things"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, fragment):
+    out_dir = tmp_path / "reports"
+    extra = ["--out", str(out_dir)] if args[0] == "bench" and len(args) > 1 else []
+    code, out, err = run_cli(capsys, *args, *extra)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert fragment in lines[0]
+    assert "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_pickled_checkpoint_and_missing_data_and_wrong_shape(tmp_path, capsys, digits_cnn, trustkit_home):
+    pickled = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(1)}, pickled)
+    cases = [
+        (["--model", str(pickled)], "pickled PyTorch file"),
+        (["--dataset", "mnist", "--data-root", str(tmp_path / "nowhere")], "MNIST not found"),
+        (["--model", str(trustkit_home / "checkpoints" / "cnn-digits.safetensors"), "--dataset", "mnist"],
+         "use --dataset digits"),
+    ]
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 16)
+    (tmp_path / "corrupt.json").write_text(json.dumps({"format": "trustkit-checkpoint", "arch": "cnn",
+                                                       "dataset": "digits"}))
+    cases.append((["--model", str(corrupt)], "corrupt"))
+    for extra, fragment in cases:
+        out_dir = tmp_path / "reports"
+        code, _, err = run_cli(capsys, "bench", "fgsm", *extra, "--out", str(out_dir))
+        assert code == 2 and err.count("\n") == 1 and fragment in err, err
+        assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_debug_shows_traceback(capsys):
+    with pytest.raises(Exception, match="did you mean"):
+        run(["--debug", "bench", "fgsn"])
+
+
+def test_list_and_help(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0 and "resnet" in out and "fgsm" in out and "digits" in out
+    code, out, _ = run_cli(capsys, "bench", "--help")
+    assert code == 0 and "--eps" in out and "8/255" in out
+
+
+def test_console_script_exit_code_and_train(tmp_path):
+    """The installed entry point, in a real process: train into --out, then bench that checkpoint."""
+    target = tmp_path / "my-softmax.safetensors"
+    done = subprocess.run([sys.executable, "-m", "trustkit", "-q", "train", "--model", "softmax", "--epochs", "3",
+                           "--out", str(target)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert target.is_file() and target.with_suffix(".json").is_file() and "test accuracy" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "trustkit", "bench", "fgsm", "--model", str(target), "--eps", "0.1",
+                           "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    bad = subprocess.run([sys.executable, "-m", "trustkit", "bench", "nope"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown attack 'nope'")
+    assert Path(tmp_path / "r").is_dir()

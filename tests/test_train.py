@@ -1,0 +1,67 @@
+import time
+
+import pytest
+import torch
+
+from trustkit.data import load_dataset
+from trustkit.train import TrainConfig, default_config, train_model
+from trustkit.train.fit import crop_flip
+
+
+def test_training_learns_digits(tmp_path):
+    result = train_model("softmax", "digits", out=tmp_path / "s.safetensors", epochs=5)
+    first, last = result.history.epochs[0], result.history.epochs[-1]
+    assert last["train_loss"] < first["train_loss"]
+    assert last["test_accuracy"] > 0.9
+    assert result.metadata["recipe"]["epochs"] == 5 and result.path.with_suffix(".json").is_file()
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path):
+    a = train_model("mlp", "digits", out=tmp_path / "a", epochs=2, seed=3)
+    b = train_model("mlp", "digits", out=tmp_path / "b", epochs=2, seed=3)
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_crop_flip_keeps_shape_and_content():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    out = crop_flip(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    values = set(x.flatten().tolist()) | {0.0}
+    assert set(out.flatten().tolist()) <= values  # only original pixels or zero padding
+    same = crop_flip(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, same)
+
+
+def test_config_overrides_ignore_none():
+    config = default_config("cnn", "mnist").with_overrides(epochs=None, lr=0.01)
+    assert config.epochs == 3 and config.lr == 0.01
+    assert isinstance(default_config("cnn", "unknown"), TrainConfig)
+
+
+@pytest.mark.data
+def test_goodfellow_softmax_mnist_fgsm_025_error_above_99(shared_data, tmp_path):
+    """Goodfellow et al. 2015: shallow softmax on MNIST, FGSM eps 0.25 -> 99.9% error. We need >= 99%."""
+    from trustkit.bench.run import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(attacks=["fgsm"], model="softmax", dataset="mnist", eps=[0.25], n=10_000,
+                                   data_root=str(shared_data), out=str(tmp_path)))
+    row = result.results.iloc[0]
+    assert row["clean_accuracy"] > 0.9
+    assert 1 - row["robust_accuracy"] >= 0.99
+
+
+@pytest.mark.slow
+def test_main_job_on_fresh_store_within_a_minute(tmp_path, monkeypatch):
+    """README's first command: bench fgsm on a ResNet-18 that must be trained first (<= 60 s on 2 cores)."""
+    from trustkit.cli import run
+
+    monkeypatch.setenv("TRUSTKIT_HOME", str(tmp_path / "home"))
+    started = time.perf_counter()
+    assert run(["-q", "bench", "fgsm", "--model", "resnet", "--out", str(tmp_path / "r")]) == 0
+    fresh = time.perf_counter() - started
+    started = time.perf_counter()
+    assert run(["-q", "bench", "fgsm", "--model", "resnet", "--out", str(tmp_path / "r")]) == 0
+    cached = time.perf_counter() - started
+    assert fresh <= 60 and cached <= 10, (fresh, cached)
+    assert load_dataset("digits").shape == (1, 8, 8)

@@ -1,0 +1,192 @@
+"""Threat models and the Attack contract: ``attack(model, x, y) -> x_adv`` inside the ball and [0, 1]."""
+from __future__ import annotations
+
+import abc
+import contextlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from trustkit.errors import InvalidArgumentError, ShapeMismatchError
+
+NORMS = ("linf", "l2")
+L2_MARGIN = 1e-5  # relative; see ThreatModel.project
+_EPS_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$", re.I)
+
+
+def parse_eps(value: str | float | int) -> float:
+    """Epsilon from a number or a string such as ``"0.3"``, ``"8/255"`` or ``"1e-2"`` (pixel units on [0, 1])."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        eps = float(value)
+    else:
+        match = _EPS_PATTERN.match(str(value))
+        if not match:
+            raise InvalidArgumentError(f"cannot read epsilon '{value}'; write a number such as 0.3 or a fraction such as 8/255")
+        numerator, denominator = float(match.group(1)), float(match.group(2) or 1)
+        if denominator == 0:
+            raise InvalidArgumentError(f"epsilon '{value}' divides by zero; write e.g. 8/255")
+        eps = numerator / denominator
+    if not math.isfinite(eps) or eps < 0:
+        raise InvalidArgumentError(f"epsilon must be a finite number >= 0, got {value}")
+    return eps
+
+
+def format_eps(eps: float) -> str:
+    """``8/255`` for small multiples of 1/255 (the 8-bit convention), else a short decimal."""
+    steps = eps * 255
+    if 0 < eps < 0.1 and abs(steps - round(steps)) < 1e-6:
+        return f"{round(steps)}/255"
+    return f"{eps:.4g}"
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """The set of allowed inputs: ``||x_adv - x||_norm <= eps`` and ``x_adv`` in [0, 1]^d."""
+
+    norm: str
+    eps: float
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise InvalidArgumentError(f"unknown norm '{self.norm}'; use one of: {', '.join(NORMS)}")
+        if not math.isfinite(self.eps) or self.eps < 0:
+            raise InvalidArgumentError(f"epsilon must be >= 0, got {self.eps}")
+        if self.norm == "linf" and self.eps > 1:
+            raise InvalidArgumentError(f"linf epsilon {self.eps} exceeds 1, the whole pixel range [0, 1]; "
+                                       "use a value in [0, 1] such as 0.3 or 8/255")
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Nearest point (per sample) of the threat model to ``x_adv``: inside the eps-ball around ``x``, in [0, 1]."""
+        delta = x_adv - x
+        if self.norm == "linf":
+            out = (x + delta.clamp(-self.eps, self.eps)).clamp(0.0, 1.0)
+            # x + delta rounds in float32 and can land one ulp outside the ball: step those back towards x.
+            overshoot = (out - x).abs() > self.eps
+            return torch.where(overshoot, torch.nextafter(out, x), out)
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        # the small margin keeps the recomputed float32 norm of the result <= eps despite rounding
+        scale = (self.eps * (1 - L2_MARGIN) / norms).clamp(max=1.0)
+        return (x + delta * scale.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
+
+    def project_strict(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`project`, then (l2) shrink rows whose float32 norm still exceeds eps after rounding.
+
+        Used once on an attack's final output, so the result passes ``norm(x_adv - x) <= eps`` exactly.
+        """
+        out = self.project(x_adv, x)
+        if self.norm == "linf":
+            return out
+        for attempt in range(10):
+            norms = (out - x).flatten(1).norm(dim=1)
+            over = norms > self.eps
+            if not bool(over.any()):
+                break
+            shrink = torch.where(over, self.eps / norms.clamp_min(1e-12) * (1 - 1e-6 * 4**attempt), 1.0)
+            out = (x + (out - x) * shrink.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.norm} eps={format_eps(self.eps)}"
+
+
+def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample ``(linf, l2)`` norms of ``x_adv - x`` (pixel units on [0, 1])."""
+    delta = (x_adv - x).flatten(1)
+    return delta.abs().amax(dim=1), delta.norm(dim=1)
+
+
+@contextlib.contextmanager
+def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no weight gradients for the duration; restores both afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+class Attack(abc.ABC):
+    """An evasion attack under a :class:`ThreatModel`.
+
+    ``attack(model, x, y)`` takes images N×C×H×W in [0, 1] and labels (targets when ``targeted``) and returns
+    adversarial images inside the threat model. The model runs in eval mode; only input gradients are taken.
+    """
+
+    name: str = "attack"
+
+    def __init__(self, eps: float | str, norm: str = "linf", targeted: bool = False) -> None:
+        self.threat = ThreatModel(norm, parse_eps(eps))
+        self.targeted = targeted
+
+    @property
+    def eps(self) -> float:
+        return self.threat.eps
+
+    @property
+    def norm(self) -> str:
+        return self.threat.norm
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        check_inputs(x, y)
+        with input_gradients_only(model):
+            x_adv = self.perturb(model, x.detach(), y.detach())
+        return self.threat.project_strict(x_adv.detach(), x.detach())
+
+    @abc.abstractmethod
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Craft adversarial examples; the caller projects the result onto the threat model."""
+
+    def params(self) -> dict[str, object]:
+        """Parameters that define this attack (recorded in reports)."""
+        return {"norm": self.norm, "eps": self.eps, "targeted": self.targeted}
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.params().items())
+        return f"{type(self).__name__}({inner})"
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, targeted: bool = False,
+                   loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits at x, gradient of the attacker's objective w.r.t. x)``; ascend it to attack.
+
+    The objective is the summed cross-entropy (so each sample's gradient is independent of batch size),
+    negated for targeted attacks (``y`` = target labels), so that ascent always helps the attacker.
+    """
+    with torch.enable_grad():  # callers may sit inside torch.no_grad(); the attack still needs its gradient
+        x = x.detach().requires_grad_(True)
+        logits = model(x)
+        objective = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(-objective if targeted else objective, x)
+    return logits.detach(), grad
+
+
+def steepest_ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """Unit step of steepest ascent for ``norm``: sign(grad) for linf, grad / ||grad||_2 per sample for l2."""
+    if norm == "linf":
+        return grad.sign()
+    norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return grad / norms.view(-1, *[1] * (grad.ndim - 1))
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse images that are not N×C×H×W floats in [0, 1] with one integer label each."""
+    if x.ndim != 4:
+        raise ShapeMismatchError(f"attack inputs must be N×C×H×W, got shape {tuple(x.shape)}; add a batch "
+                                 "dimension with x.unsqueeze(0)")
+    if not x.is_floating_point():
+        raise InvalidArgumentError(f"attack inputs must be float images in [0, 1], got {x.dtype}; divide uint8 by 255")
+    if y.shape != (x.shape[0],):
+        raise ShapeMismatchError(f"need one label per image: {x.shape[0]} images, labels of shape {tuple(y.shape)}")
+    if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise InvalidArgumentError("attack inputs must be finite and inside [0, 1]; trustkit models normalise "
+                                   "internally, so pass raw pixels scaled to [0, 1]")

@@ -1,0 +1,130 @@
+"""Run one attack at one threat model over a data subset and summarise it as a tidy result row."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trustkit.attacks import Attack, perturbation_norms
+from trustkit.models.inference import predict_logits
+from trustkit.runtime import ProgressTask
+
+
+@dataclass
+class Predictions:
+    """Per-sample predicted label and its softmax probability (fraction in [0, 1])."""
+
+    label: torch.Tensor
+    confidence: torch.Tensor
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor) -> "Predictions":
+        confidence, label = logits.float().softmax(1).max(1)
+        return cls(label.cpu(), confidence.cpu())
+
+
+@dataclass
+class AttackOutcome:
+    """Per-sample results of one (attack, eps) cell; tensors are on the CPU, indexed like the inputs."""
+
+    attack: Attack
+    adversarial: Predictions
+    linf: torch.Tensor
+    l2: torch.Tensor
+    attacked: torch.Tensor  # bool: the attack ran on this sample (untargeted attacks skip misclassified ones)
+    seconds: float
+    gallery_x_adv: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+
+
+def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
+    """Predictions on unmodified images."""
+    model.eval()
+    return Predictions.from_logits(predict_logits(model, x, batch_size=batch_size, device=device))
+
+
+def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: Predictions, *,
+               batch_size: int, device: torch.device, gallery_index: torch.Tensor | None = None,
+               bar: ProgressTask | None = None) -> AttackOutcome:
+    """Attack every sample the model classifies correctly (a misclassified one is already an adversarial
+    example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU."""
+    attacked = (clean.label == y) if not attack.targeted else torch.ones_like(y, dtype=torch.bool)
+    x_adv = x.clone()
+    targets = attacked.nonzero().squeeze(1)
+    started = time.perf_counter()
+    for start in range(0, len(targets), batch_size):
+        index = targets[start:start + batch_size]
+        xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
+        x_adv[index] = attack(model, xb, yb).to("cpu")
+        if bar is not None:
+            bar.advance(len(index))
+    if bar is not None and len(targets) < len(x):
+        bar.advance(len(x) - len(targets))
+    adversarial = Predictions.from_logits(predict_logits(model, x_adv, batch_size=batch_size, device=device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    linf, l2 = perturbation_norms(x_adv, x)
+    gallery = x_adv[gallery_index] if gallery_index is not None else torch.empty(0)
+    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (fractions in [0, 1])."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _mean_or_nan(values: torch.Tensor) -> float:
+    return values.float().mean().item() if len(values) else math.nan
+
+
+def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> dict[str, float | int | str]:
+    """The numbers of one result row.
+
+    Accuracies and rates are fractions in [0, 1]. ``robust_accuracy`` counts samples classified correctly
+    both before and after the attack; ``success_rate`` is the fraction of clean-correct samples the attack
+    flipped. Perturbation norms and ``mean_adv_confidence`` average over successful adversarial examples
+    (NaN when there are none); norms are in pixel units on [0, 1].
+    """
+    n = len(y)
+    clean_correct = clean.label == y
+    adv_correct = outcome.adversarial.label == y
+    robust = clean_correct & adv_correct  # targeted attacks are scored by the same untargeted criterion
+    flipped = clean_correct & ~adv_correct
+    low, high = wilson_interval(int(robust.sum()), n)
+    return {
+        "n": n,
+        "clean_accuracy": clean_correct.float().mean().item(),
+        "robust_accuracy": robust.float().mean().item(),
+        "robust_ci_low": low,
+        "robust_ci_high": high,
+        "success_rate": (flipped.sum() / clean_correct.sum()).item() if clean_correct.any() else math.nan,
+        "mean_linf": _mean_or_nan(outcome.linf[flipped]),
+        "mean_l2": _mean_or_nan(outcome.l2[flipped]),
+        "max_linf": outcome.linf.max().item() if n else math.nan,
+        "max_l2": outcome.l2.max().item() if n else math.nan,
+        "mean_adv_confidence": _mean_or_nan(outcome.adversarial.confidence[flipped]),
+        "seconds": outcome.seconds,
+    }
+
+
+def per_class_robust_accuracy(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions,
+                              num_classes: int) -> list[dict[str, float | int]]:
+    """Per true class: sample count, clean and robust accuracy (fractions)."""
+    rows = []
+    robust = (clean.label == y) & (outcome.adversarial.label == y)
+    for label in range(num_classes):
+        mask = y == label
+        count = int(mask.sum())
+        rows.append({"class_index": label, "n": count,
+                     "clean_accuracy": (clean.label[mask] == label).float().mean().item() if count else math.nan,
+                     "robust_accuracy": robust[mask].float().mean().item() if count else math.nan})
+    return rows

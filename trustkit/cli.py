@@ -1,0 +1,230 @@
+"""The ``trustkit`` command: bench, train, list.
+
+Bad input ends with one line on stderr (``error: <problem>; <fix>``) and exit code 2; ``--debug`` shows
+the traceback instead.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import click
+
+from trustkit._version import __version__
+from trustkit.errors import EXIT_USAGE, TrustkitError
+
+EXIT_INTERRUPTED = 130
+
+
+def _split_list(values: Sequence[str]) -> list[str]:
+    """``("a,b", "c")`` -> ``["a", "b", "c"]``: options accept repeats and comma lists alike."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="trustkit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
+    """trustkit: how far can you trust an image model?
+
+    Attack a model, measure its robust accuracy, and get an HTML + CSV report. Start with
+
+        trustkit bench fgsm --model resnet
+
+    which trains a ResNet-18 on the embedded 8×8 digits (cached after the first run), attacks it with FGSM
+    over an epsilon grid and writes reports/<run-id>/report.html.
+    """
+    from trustkit.runtime import set_quiet
+
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    set_quiet(quiet)
+
+
+DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
+DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first data root (needs internet)."
+
+
+@main.command()
+@click.argument("attack")
+@click.option("--model", "-m", default="cnn", show_default=True,
+              help="Zoo name (softmax, mlp, cnn, resnet; trained and cached on first use), a store entry such "
+                   "as cnn-mnist, a .safetensors checkpoint, a TorchScript file, or package.module:factory.")
+@click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist or cifar10.")
+@click.option("--eps", "-e", multiple=True,
+              help="Perturbation budget(s) on the [0, 1] pixel scale: repeat or comma-separate; fractions such "
+                   "as 8/255 work. Default: the data set's grid.")
+@click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True, help="Threat model norm.")
+@click.option("--n", "n", type=int, help="Number of test images (seeded random subset). Default: the data set's.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per attack batch.")
+@click.option("--steps", type=int, help="Iterations of iterative attacks (PGD default 10).")
+@click.option("--alpha", type=float, help="Step size of iterative attacks (PGD default 2.5·eps/steps).")
+@click.option("--restarts", type=int, help="Random restarts of PGD (default 1).")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample subset and random starts.")
+@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives <run-id>/report.html, results.csv, per_class.csv and run.json.")
+@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
+def bench(attack: str, model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
+          steps: int | None, alpha: float | None, restarts: int | None, device: str, seed: int, out: str,
+          data_root: str | None, download: bool) -> None:
+    """Attack a model over an epsilon grid and write an HTML + CSV report.
+
+    ATTACK is an attack name (fgsm, pgd) or a comma-separated list (fgsm,pgd). Examples:
+
+    \b
+        trustkit bench fgsm --model resnet
+        trustkit bench fgsm,pgd --model cnn --dataset mnist --data-root ../data --eps 0.1,0.3
+        trustkit bench pgd --model my_model.safetensors --dataset cifar10 --eps 8/255 --restarts 5
+    """
+    from trustkit.bench.run import BenchConfig, run_bench
+
+    config = BenchConfig(attacks=_split_list([attack]), model=model, dataset=dataset, eps=_split_list(eps) or None,
+                         norm=norm, n=n, batch_size=batch_size, device=device, seed=seed, out=out,
+                         data_root=data_root, download=download, attack_params={"steps": steps, "alpha": alpha, "restarts": restarts})
+    result = run_bench(config)
+    _print_results(result.results, result.checks)
+    click.echo(f"report: {result.report}")
+
+
+def _print_results(results: Any, checks: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from trustkit.attacks import format_eps
+
+    table = Table(title=f"{results['model'].iloc[0]} on {results['dataset'].iloc[0]} ({int(results['n'].iloc[0])} images)")
+    for column in ("attack", "norm", "eps", "clean", "robust", "success", "seconds"):
+        table.add_column(column, justify="left" if column in ("attack", "norm") else "right")
+    for row in results.itertuples():
+        table.add_row(row.attack, row.norm, format_eps(row.eps), f"{row.clean_accuracy:.1%}",
+                      f"{row.robust_accuracy:.1%}", f"{row.success_rate:.1%}", f"{row.seconds:.2f}")
+    console = Console()
+    console.print(table)
+    for check in checks:
+        if check.status == "flag":
+            console.print(f"[bold yellow]sanity flag:[/] {check.name}: {check.detail}", markup=True, highlight=False)
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Zoo architecture: softmax, mlp, cnn or resnet.")
+@click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist or cifar10.")
+@click.option("--epochs", type=int, help="Training epochs (default: tuned per model and data set).")
+@click.option("--batch-size", type=int, help="Mini-batch size.")
+@click.option("--lr", type=float, help="Peak learning rate of the one-cycle schedule.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation and shuffling.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
+@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
+@click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="Write the checkpoint here (.safetensors + .json) instead of the store entry bench uses.")
+def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None, seed: int,
+          device: str, data_root: str | None, download: bool, out: str | None) -> None:
+    """Train a zoo classifier and store it (bench then uses it for --model NAME).
+
+    \b
+        trustkit train --model cnn --dataset mnist --data-root ../data --epochs 3
+    """
+    from trustkit.errors import InvalidArgumentError
+    from trustkit.train import train_model
+
+    for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise InvalidArgumentError(f"{name} must be at least 1, got {value}")
+    if lr is not None and lr <= 0:
+        raise InvalidArgumentError(f"--lr must be > 0, got {lr}")
+    result = train_model(model, dataset, seed=seed, device=device, data_root=data_root, out=out, download=download,
+                         epochs=epochs,
+                         batch_size=batch_size, lr=lr)
+    click.echo(f"test accuracy {result.history.final_accuracy:.2%} after {len(result.history.epochs)} epochs "
+               f"({result.history.seconds:.1f} s); checkpoint: {result.path}")
+
+
+LISTABLE = ("models", "attacks", "datasets", "checkpoints")
+
+
+@main.command(name="list")
+@click.argument("what", type=click.Choice(LISTABLE), required=False)
+def list_(what: str | None) -> None:
+    """Show what exists: models, attacks, datasets, checkpoints (default: all)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for kind in [what] if what else LISTABLE:
+        table = Table(title=kind, title_justify="left")
+        if kind == "checkpoints":
+            from trustkit.models.store import store_dir
+
+            table.add_column("store entry")
+            table.add_column("test accuracy", justify="right")
+            table.add_column("created")
+            for meta_file in sorted(store_dir().glob("*.json")):
+                import json
+
+                try:
+                    meta = json.loads(meta_file.read_text())
+                    accuracy = meta.get("metrics", {}).get("clean_accuracy")
+                    table.add_row(meta_file.stem, f"{accuracy:.2%}" if accuracy is not None else "?",
+                                  meta.get("created", "?"))
+                except (ValueError, OSError):
+                    table.add_row(meta_file.stem, "unreadable", "")
+            table.caption = f"in {store_dir()}"
+        else:
+            table.add_column("name")
+            table.add_column("aliases")
+            table.add_column("description")
+            for entry in _registry(kind).entries():
+                table.add_row(entry.name, ", ".join(entry.aliases), entry.summary)
+        console.print(table)
+
+
+def _registry(kind: str):  # noqa: ANN202
+    if kind == "models":
+        from trustkit.models import MODELS
+        return MODELS
+    if kind == "attacks":
+        from trustkit.attacks import ATTACKS
+        return ATTACKS
+    from trustkit.data import DATASETS
+    return DATASETS
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the CLI and map errors to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        main.main(args=args, prog_name="trustkit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:  # usage errors from click itself: keep them to one line
+        if debug:
+            raise
+        where = f" (see 'trustkit {exc.ctx.info_name} --help')" if getattr(exc, "ctx", None) and exc.ctx.parent else \
+            " (see 'trustkit --help')"
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        return EXIT_USAGE
+    except TrustkitError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; nothing half-written was kept (finished cells and checkpoints are)", err=True)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def entry() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,30 @@
+"""Classifier zoo. Every model takes [0, 1] images N×C×H×W and returns logits; normalisation is inside."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from trustkit.data import DatasetSpec
+from trustkit.models import cnn, mlp, resnet, softmax
+from trustkit.models.layers import Normalize, NormalizedClassifier
+from trustkit.registry import Registry
+
+ModelFactory = Callable[[tuple[int, int, int], int], nn.Module]
+
+MODELS: Registry[ModelFactory] = Registry("model")
+MODELS.add("softmax", softmax.build, summary="multinomial logistic regression (one linear layer)",
+           aliases=("logreg", "logistic"))
+MODELS.add("mlp", mlp.build, summary="MLP, two hidden layers of 256 ReLU units")
+MODELS.add("cnn", cnn.build, summary="small convnet conv32-conv64-fc128 (421k parameters on MNIST)")
+MODELS.add("resnet", resnet.build, summary="ResNet-18, CIFAR stem (3×3, stride 1), any input from 8×8",
+           aliases=("resnet18", "resnet-18"))
+
+
+def build_model(arch: str, spec: DatasetSpec) -> NormalizedClassifier:
+    """A freshly initialised zoo model ``arch`` for data set ``spec`` (normalisation layer included)."""
+    net = MODELS.get(arch)(spec.shape, spec.num_classes)
+    return NormalizedClassifier(net, spec.mean, spec.std)
+
+
+__all__ = ["MODELS", "Normalize", "NormalizedClassifier", "build_model"]

@@ -1,0 +1,40 @@
+"""Images for reports: tensors -> embedded PNG data URIs (no external files, opens offline)."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import torch
+
+MIN_DISPLAY_PIXELS = 96  # tiny images (8×8 digits) are upscaled, nearest-neighbour, to at least this
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """PNG of a C×H×W float image in [0, 1] (C = 1 or 3), upscaled by an integer factor when tiny."""
+    from PIL import Image
+
+    array = (image.detach().float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+    array = array[0] if array.shape[0] == 1 else np.transpose(array, (1, 2, 0))
+    factor = max(1, -(-MIN_DISPLAY_PIXELS // max(array.shape[0], array.shape[1])))
+    if factor > 1:
+        array = np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def data_uri(payload: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def image_uri(image: torch.Tensor) -> str:
+    """``data:image/png;base64,...`` for a C×H×W image in [0, 1]."""
+    return data_uri(png_bytes(image))
+
+
+def perturbation_uri(delta: torch.Tensor) -> str:
+    """The perturbation x_adv - x shown on mid-grey: brighter = added, darker = removed, scaled to its max."""
+    peak = float(delta.abs().max())
+    shown = 0.5 + delta / (2 * peak) if peak > 0 else torch.full_like(delta, 0.5)
+    return image_uri(shown)

@@ -1,0 +1,66 @@
+"""Matplotlib figures for reports, returned as embedded PNG data URIs."""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import pandas as pd
+
+from trustkit.attacks.base import format_eps
+from trustkit.report.images import data_uri
+
+
+def _figure(width: float = 6.4, height: float = 4.0):  # noqa: ANN202 - matplotlib types
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=110)
+
+
+def _to_uri(fig) -> str:  # noqa: ANN001
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return data_uri(buffer.getvalue())
+
+
+def accuracy_vs_eps(results: pd.DataFrame) -> str:
+    """Robust accuracy (%) against epsilon, one line per (model, attack, norm); clean accuracy at eps 0."""
+    fig, ax = _figure()
+    for (model, attack, norm), group in results.groupby(["model", "attack", "norm"], sort=False):
+        ordered = group.sort_values("eps")
+        eps = [0.0, *ordered["eps"]]
+        accuracy = [ordered["clean_accuracy"].iloc[0] * 100, *(ordered["robust_accuracy"] * 100)]
+        label = f"{attack} ({norm})" if results["model"].nunique() == 1 else f"{model}: {attack} ({norm})"
+        line, = ax.plot(eps, accuracy, marker="o", label=label)
+        if "robust_ci_low" in ordered:
+            ax.fill_between(ordered["eps"], ordered["robust_ci_low"] * 100, ordered["robust_ci_high"] * 100,
+                            color=line.get_color(), alpha=0.15, linewidth=0)
+    ticks = sorted({0.0, *results["eps"]})
+    ax.set_xticks(ticks, [format_eps(t) if t else "0" for t in ticks])
+    ax.set_xlabel("epsilon (perturbation budget)")
+    ax.set_ylabel("accuracy under attack (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(title="shaded: 95% interval")
+    return _to_uri(fig)
+
+
+def per_class_heatmap(per_class: pd.DataFrame, class_names: Sequence[str], title: str) -> str:
+    """Heat map of robust accuracy (%) per class (rows) and epsilon (columns)."""
+    table = per_class.pivot_table(index="class_index", columns="eps", values="robust_accuracy") * 100
+    fig, ax = _figure(1.6 + 0.9 * len(table.columns), 0.9 + 0.32 * len(table.index))
+    image = ax.imshow(table.values, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(table.columns)), [format_eps(e) for e in table.columns])
+    ax.set_yticks(range(len(table.index)), [class_names[i] for i in table.index])
+    for (row, col), value in pd.DataFrame(table.values).stack().items():
+        ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=8)
+    ax.set_xlabel("epsilon")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="robust accuracy (%)")
+    return _to_uri(fig)

@@ -1,0 +1,121 @@
+"""Device choice (cuda > mps > cpu), seeding, mixed precision and progress bars."""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import sys
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from trustkit.errors import InvalidArgumentError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(requested: str | torch.device | None = "auto") -> torch.device:
+    """Resolve ``auto`` to the best available device; refuse devices that are not there."""
+    if isinstance(requested, torch.device):
+        return requested
+    name = (requested or "auto").lower()
+    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if mps_ok else torch.device("cpu")
+    base = name.split(":")[0]
+    if base not in DEVICE_CHOICES:
+        raise InvalidArgumentError(f"unknown device '{requested}'; use one of: {', '.join(DEVICE_CHOICES)}")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if base == "mps" and not mps_ok:
+        raise InvalidArgumentError("device 'mps' was asked for but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    """Human-readable name of the hardware behind ``device`` (GPU model or CPU + core count)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "mps: Apple GPU"
+    cpu = platform.processor() or platform.machine()
+    return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); returns a CPU generator seeded with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA when ``enabled``; a no-op elsewhere (CPU AMP gains nothing here)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to ``device``; on CUDA use channels_last memory format (faster convolutions)."""
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence progress bars (the CLI's ``--quiet``)."""
+    global _quiet
+    _quiet = quiet
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None, *, transient: bool = True) -> Iterator["ProgressTask"]:
+    """A progress bar on stderr (rich); yields an object with ``advance(n)`` and ``note(text)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    disabled = _quiet or not console.is_terminal
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=transient,
+        disable=disabled,
+    )
+    with bar:
+        task_id = bar.add_task(description, total=total, note="")
+        yield ProgressTask(bar, task_id)
+
+
+class ProgressTask:
+    """Handle to one progress bar."""
+
+    def __init__(self, bar, task_id) -> None:  # noqa: ANN001 - rich types
+        self._bar, self._task = bar, task_id
+
+    def advance(self, amount: float = 1) -> None:
+        self._bar.advance(self._task, amount)
+
+    def note(self, text: str) -> None:
+        self._bar.update(self._task, note=text)
+
+
+def log(message: str) -> None:
+    """One status line on stderr, unless quiet."""
+    if not _quiet:
+        print(message, file=sys.stderr, flush=True)
