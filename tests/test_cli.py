@@ -52,7 +52,9 @@ def test_bench_end_to_end_writes_parseable_reports(tmp_path, capsys, digits_cnn)
     assert info["versions"]["torch"] == torch.__version__.split("+")[0] or info["versions"]["torch"].startswith(
         torch.__version__.split("+")[0])
     assert info["device"].startswith("cpu") and {c["status"] for c in info["sanity_checks"]} <= {"pass", "flag", "skipped"}
-    assert info["attacks"]["pgd@0.1"]["steps"] == 5
+    pgd_cells = [a for a in info["attacks"] if a["cell"].startswith("pgd linf eps 0.1 ")]
+    assert len(pgd_cells) == 1 and pgd_cells[0]["steps"] == 5
+    assert info["cells"] == {"total": 6, "computed": 6, "from_cache": 0}
     html = (run_dir / "report.html").read_text()
     parser = _Collector()
     parser.feed(html)
@@ -87,7 +89,12 @@ BAD_INPUTS = [
     (["bench", "fgsm", "--norm", "l7"], "l7"),
     (["bench", "pgd", "--steps", "0"], "steps"),
     (["train", "--model", "cnn", "--epochs", "0"], "--epochs must be at least 1"),
-    (["bench"], "ATTACK"),
+    (["bench"], "name an attack"),
+    (["bench", "pgd", "-p", "bogus=1"], "no attack in this run takes parameter 'bogus'"),
+    (["bench", "pgd", "-p", "steps"], "key=value"),
+    (["bench", "apgd-t", "--engine", "art"], "no ART equivalent"),
+    (["bench", "art:NoSuchAttack"], "ART has no evasion attack"),
+    (["bench", "cw", "-p", "steps=abc"], "cw"),
     (["list", "things"], "things"),
 ]
 
@@ -151,3 +158,16 @@ def test_console_script_exit_code_and_train(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "trustkit", "bench", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown attack 'nope'")
     assert Path(tmp_path / "r").is_dir()
+
+
+def test_strong_report_credits_members(tmp_path, capsys, digits_cnn):
+    code, out, err = run_cli(capsys, "bench", "strong", "--n", "60", "--eps", "0.1", "--steps", "10",
+                             "--out", str(tmp_path), "--no-probes")
+    assert code == 0, err
+    run_dir = next(tmp_path.iterdir())
+    row = pd.read_csv(run_dir / "results.csv").iloc[0]
+    counts = dict(item.split(":") for item in row["broken_by"].split(";"))
+    assert set(counts) == {"apgd-ce", "apgd-t"}
+    flipped = round(row["success_rate"] * row["clean_accuracy"] * row["n"])
+    assert sum(map(int, counts.values())) == flipped
+    assert "Which attack broke each point" in (run_dir / "report.html").read_text()

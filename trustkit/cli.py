@@ -48,7 +48,11 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 
 
 @main.command()
-@click.argument("attack")
+@click.argument("attack", required=False)
+@click.option("--attack", "-a", "attack_option", multiple=True,
+              help="Attack(s) to run, repeatable or comma-separated (same as the ATTACK argument): fgsm, bim, "
+                   "mifgsm, pgd, apgd-ce, apgd-dlr, apgd-t, cw, deepfool, strong, or art:ClassName for any ART "
+                   "evasion attack.")
 @click.option("--model", "-m", default="cnn", show_default=True,
               help="Zoo name (softmax, mlp, cnn, resnet; trained and cached on first use), a store entry such "
                    "as cnn-mnist, a .safetensors checkpoint, a TorchScript file, or package.module:factory.")
@@ -57,34 +61,71 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
               help="Perturbation budget(s) on the [0, 1] pixel scale: repeat or comma-separate; fractions such "
                    "as 8/255 work. Default: the data set's grid.")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True, help="Threat model norm.")
-@click.option("--n", "n", type=int, help="Number of test images (seeded random subset). Default: the data set's.")
+@click.option("--n", "-n", "n", type=int, help="Number of test images (seeded random subset). Default: the data set's.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Images per attack batch.")
 @click.option("--steps", type=int, help="Iterations of iterative attacks (PGD default 10).")
 @click.option("--alpha", type=float, help="Step size of iterative attacks (PGD default 2.5·eps/steps).")
-@click.option("--restarts", type=int, help="Random restarts of PGD (default 1).")
+@click.option("--restarts", type=int, help="Random restarts of PGD and APGD (default 1).")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="Attack parameter passed through (repeatable), e.g. -p targets=3 -p confidence=0.5; for "
+                   "art:ClassName these go to the ART class.")
+@click.option("--engine", type=click.Choice(["trustkit", "art"]), default="trustkit", show_default=True,
+              help="Whose implementation runs the named attacks: trustkit's own or ART's.")
+@click.option("--no-probes", is_flag=True,
+              help="Skip the model sanity probes (unbounded attack, gradients, outputs, randomness).")
+@click.option("--suite", "-s", help="Run a benchmark suite instead: a name (`trustkit list suites`) or a YAML file. "
+              "Finished cells are cached, so an interrupted suite resumes where it stopped.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True,
+              help="Evaluate cells in this many processes (each cell's result equals a serial run's).")
+@click.option("--no-cache", is_flag=True, help="Recompute every cell instead of reusing cached ones.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample subset and random starts.")
 @click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives <run-id>/report.html, results.csv, per_class.csv and run.json.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
-def bench(attack: str, model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
-          steps: int | None, alpha: float | None, restarts: int | None, device: str, seed: int, out: str,
+def bench(attack: str | None, attack_option: tuple[str, ...], model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
+          steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...], engine: str,
+          no_probes: bool, suite: str | None, jobs: int, no_cache: bool, device: str, seed: int, out: str,
           data_root: str | None, download: bool) -> None:
     """Attack a model over an epsilon grid and write an HTML + CSV report.
 
-    ATTACK is an attack name (fgsm, pgd) or a comma-separated list (fgsm,pgd). Examples:
+    ATTACK is an attack name or a comma-separated list (`trustkit list attacks` shows them). Examples:
 
     \b
         trustkit bench fgsm --model resnet
-        trustkit bench fgsm,pgd --model cnn --dataset mnist --data-root ../data --eps 0.1,0.3
+        trustkit bench fgsm,pgd,strong --model cnn --dataset mnist --data-root ../data --eps 0.1,0.3
         trustkit bench pgd --model my_model.safetensors --dataset cifar10 --eps 8/255 --restarts 5
+        trustkit bench cw,deepfool --norm l2 --eps 0.5,1,2
+        trustkit bench fgsm,pgd --engine art           # the same attacks, ART's implementation
+        trustkit bench art:HopSkipJump -p max_iter=20 -p max_eval=500 --eps 0.3
+        trustkit bench --suite digits-quick --jobs 2
     """
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.bench.run import BenchConfig, run_bench, run_suite
+    from trustkit.bench.spec import parse_param
 
-    config = BenchConfig(attacks=_split_list([attack]), model=model, dataset=dataset, eps=_split_list(eps) or None,
+    names = _split_list(([attack] if attack else []) + list(attack_option))
+    if suite:
+        ctx = click.get_current_context()
+        clashing = [f"--{p.replace('_', '-')}" for p in ("model", "dataset", "eps", "norm", "steps", "alpha", "restarts",
+                                                           "params", "engine", "batch_size")
+                    if ctx.get_parameter_source(p) is click.core.ParameterSource.COMMANDLINE]
+        if names or clashing:
+            raise click.UsageError(f"--suite takes its models, attacks and budgets from the suite file; drop "
+                                   f"{', '.join((['ATTACK'] if names else []) + clashing)} or edit the suite")
+        result = run_suite(suite, out=out, device=device, data_root=data_root, download=download, jobs=jobs,
+                           use_cache=not no_cache, probes=not no_probes, n=n,
+                           seed=seed if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE else None)
+        _print_results(result.results, result.checks)
+        click.echo(f"report: {result.report}")
+        return
+    if not names:
+        raise click.UsageError("name an attack: trustkit bench ATTACK (e.g. fgsm) or --attack fgsm,pgd")
+    config = BenchConfig(attacks=names, model=model, dataset=dataset, eps=_split_list(eps) or None,
                          norm=norm, n=n, batch_size=batch_size, device=device, seed=seed, out=out,
-                         data_root=data_root, download=download, attack_params={"steps": steps, "alpha": alpha, "restarts": restarts})
+                         data_root=data_root, download=download, engine=engine, probes=not no_probes,
+                         attack_params={"steps": steps, "alpha": alpha, "restarts": restarts},
+                         strict_params=dict(parse_param(p) for p in params), jobs=jobs, use_cache=not no_cache)
     result = run_bench(config)
     _print_results(result.results, result.checks)
     click.echo(f"report: {result.report}")
@@ -96,11 +137,16 @@ def _print_results(results: Any, checks: list) -> None:
 
     from trustkit.attacks import format_eps
 
-    table = Table(title=f"{results['model'].iloc[0]} on {results['dataset'].iloc[0]} ({int(results['n'].iloc[0])} images)")
-    for column in ("attack", "norm", "eps", "clean", "robust", "success", "seconds"):
-        table.add_column(column, justify="left" if column in ("attack", "norm") else "right")
+    several = results[["model", "dataset"]].drop_duplicates().shape[0] > 1
+    title = (f"{len(results)} cells" if several else
+             f"{results['model'].iloc[0]} on {results['dataset'].iloc[0]} ({int(results['n'].iloc[0])} images)")
+    table = Table(title=title)
+    columns = (["model", "dataset"] if several else []) + ["attack", "norm", "eps", "clean", "robust", "success", "seconds"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "dataset", "attack", "norm") else "right")
     for row in results.itertuples():
-        table.add_row(row.attack, row.norm, format_eps(row.eps), f"{row.clean_accuracy:.1%}",
+        label = row.attack if row.engine == "trustkit" or row.attack.startswith("art:") else f"{row.attack} ({row.engine})"
+        table.add_row(*([row.model, row.dataset] if several else []), label, row.norm, format_eps(row.eps), f"{row.clean_accuracy:.1%}",
                       f"{row.robust_accuracy:.1%}", f"{row.success_rate:.1%}", f"{row.seconds:.2f}")
     console = Console()
     console.print(table)
@@ -143,7 +189,7 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
                f"({result.history.seconds:.1f} s); checkpoint: {result.path}")
 
 
-LISTABLE = ("models", "attacks", "datasets", "checkpoints")
+LISTABLE = ("models", "attacks", "datasets", "suites", "checkpoints")
 
 
 @main.command(name="list")
@@ -156,7 +202,20 @@ def list_(what: str | None) -> None:
     console = Console()
     for kind in [what] if what else LISTABLE:
         table = Table(title=kind, title_justify="left")
-        if kind == "checkpoints":
+        if kind == "suites":
+            from trustkit.bench.suite import available_suites, load_suite
+
+            table.add_column("suite")
+            table.add_column("cells", justify="right")
+            table.add_column("description")
+            table.add_column("file")
+            for name, path in available_suites().items():
+                try:
+                    suite = load_suite(str(path))
+                    table.add_row(name, str(len(suite.cells())), suite.description, str(path))
+                except TrustkitError as exc:
+                    table.add_row(name, "invalid", str(exc), str(path))
+        elif kind == "checkpoints":
             from trustkit.models.store import store_dir
 
             table.add_column("store entry")
@@ -182,6 +241,28 @@ def list_(what: str | None) -> None:
         console.print(table)
 
 
+@main.group()
+def report() -> None:
+    """Work with finished runs: compare them in a leaderboard."""
+
+
+@report.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives <run-id>/report.html, leaderboard.csv and run.json.")
+def compare(run_dirs: tuple[str, ...], out: str) -> None:
+    """Leaderboard across runs: clean and worst-case robust accuracy per threat model, sorted, with each run's
+    sanity flags.
+
+    \b
+        trustkit report compare reports/*-suite-digits-quick reports/*-fgsm-cnn-mnist
+    """
+    from trustkit.report.compare import compare_runs
+
+    folder = compare_runs(list(run_dirs), out)
+    click.echo(f"report: {folder / 'report.html'}")
+
+
 def _registry(kind: str):  # noqa: ANN202
     if kind == "models":
         from trustkit.models import MODELS
@@ -191,6 +272,7 @@ def _registry(kind: str):  # noqa: ANN202
         return ATTACKS
     from trustkit.data import DATASETS
     return DATASETS
+
 
 
 def run(argv: Sequence[str] | None = None) -> int:

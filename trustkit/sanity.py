@@ -1,7 +1,9 @@
 """Sanity checks that flag signs of a weak evaluation or gradient masking (Carlini et al. 2019).
 
-Each check looks at the tidy results frame and returns :class:`Check` records with status ``pass``,
-``flag`` or ``skipped``; reports list them all, so a reader sees what was checked, not only what failed.
+Two kinds: checks of the results frame (robust accuracy vs eps, attack against attack) and probes of the
+model itself (unbounded attack, input gradients, probability outputs, randomness). Each returns
+:class:`Check` records with status ``pass``, ``flag`` or ``skipped``; reports list them all, so a reader
+sees what was checked, not only what failed.
 """
 from __future__ import annotations
 
@@ -9,12 +11,19 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import pandas as pd
+import torch
+from torch import nn
 
 from trustkit.attacks.base import format_eps
 
 DOCS = "docs/sanity-checks.md"
-ITERATIVE_ATTACKS = ("pgd",)
 SINGLE_STEP_ATTACKS = ("fgsm",)
+ITERATIVE_ATTACKS = ("pgd", "bim", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t", "strong")
+PROBE_SAMPLES = 100  # images the model probes use (cheap next to the attacks themselves)
+UNBOUNDED_STEPS = 20
+UNBOUNDED_MAX_ROBUST = 0.02  # an eps=1 linf attack may leave at most this fraction standing
+VANISHING_SHARE = 0.05  # flag when more than this fraction of correctly classified images have a zero gradient
+CURVE_KEYS = ["model", "dataset", "defense", "attack", "engine", "norm"]
 
 
 @dataclass(frozen=True)
@@ -35,47 +44,159 @@ def _tolerance(n: int) -> float:
     return 1.0 / max(n, 1) + 1e-9
 
 
+def _keys(results: pd.DataFrame, keys: list[str]) -> list[str]:
+    return [k for k in keys if k in results.columns]
+
+
 def robust_accuracy_monotone(results: pd.DataFrame) -> list[Check]:
     """Robust accuracy must not rise with epsilon: a larger ball contains the smaller one."""
     name, anchor = "robust accuracy falls with epsilon", "monotone-in-epsilon"
+    if results.groupby(_keys(results, CURVE_KEYS))["eps"].nunique().max() < 2:
+        return [Check(name, "skipped", "needs at least two epsilons for one attack", anchor)]
     problems = []
-    for (model, attack, norm), group in results.groupby(["model", "attack", "norm"], sort=False):
-        ordered = group.sort_values("eps")
+    for key, group in results.groupby(_keys(results, CURVE_KEYS), sort=False):
+        label = f"{group['attack'].iloc[0]} ({group['norm'].iloc[0]}) on {group['model'].iloc[0]}"
         previous = None
-        for row in ordered.itertuples():
+        for row in group.sort_values("eps").itertuples():
             if previous is not None and row.robust_accuracy > previous.robust_accuracy + _tolerance(row.n):
-                problems.append(f"{attack} ({norm}) on {model}: {previous.robust_accuracy:.1%} at eps "
-                                f"{format_eps(previous.eps)} but {row.robust_accuracy:.1%} at eps {format_eps(row.eps)}")
+                problems.append(f"{label}: {previous.robust_accuracy:.1%} at eps {format_eps(previous.eps)} but "
+                                f"{row.robust_accuracy:.1%} at eps {format_eps(row.eps)}")
             previous = row
-    if results["eps"].nunique() < 2:
-        return [Check(name, "skipped", "needs at least two epsilons", anchor)]
     if problems:
         return [Check(name, "flag", "robust accuracy rose with epsilon — a sign of gradient masking or a weak "
                       "attack: " + "; ".join(problems), anchor)]
     return [Check(name, "pass", "robust accuracy never rises with epsilon", anchor)]
 
 
+def _compare(results: pd.DataFrame, weaker: pd.DataFrame, stronger: pd.DataFrame) -> pd.DataFrame:
+    """Rows where an attack that should be at least as strong left more points robust (beyond noise)."""
+    keys = _keys(results, ["model", "dataset", "defense", "norm", "eps"])
+    merged = stronger.merge(weaker, on=keys, suffixes=("_strong", "_weak"))
+    return merged[merged["robust_accuracy_strong"] > merged["robust_accuracy_weak"] + merged["n_strong"].map(_tolerance)]
+
+
+def _pairs(bad: pd.DataFrame, first: str, second: str) -> str:
+    """"pgd 60.0% vs fgsm 20.0% at eps 0.1 (linf); ..." for the offending rows of :func:`_compare`."""
+    return "; ".join(f"{getattr(r, 'attack_' + first)} {getattr(r, 'robust_accuracy_' + first):.1%} vs "
+                     f"{getattr(r, 'attack_' + second)} {getattr(r, 'robust_accuracy_' + second):.1%} at eps "
+                     f"{format_eps(r.eps)} ({r.norm})" for r in bad.itertuples())
+
+
 def iterative_not_weaker(results: pd.DataFrame) -> list[Check]:
-    """An iterative attack (PGD) must do at least as well as a single step (FGSM) at the same epsilon."""
+    """An iterative attack must do at least as well as a single step (FGSM) at the same epsilon."""
     name, anchor = "iterative attacks beat single-step ones", "iterative-vs-single-step"
     single = results[results["attack"].isin(SINGLE_STEP_ATTACKS)]
     iterative = results[results["attack"].isin(ITERATIVE_ATTACKS)]
     if single.empty or iterative.empty:
-        return [Check(name, "skipped", "needs both a single-step (fgsm) and an iterative (pgd) attack", anchor)]
-    keys = ["model", "norm", "eps"]
-    merged = iterative.merge(single, on=keys, suffixes=("_iter", "_single"))
-    bad = merged[merged["robust_accuracy_iter"] > merged["robust_accuracy_single"] + merged["n_iter"].map(_tolerance)]
+        return [Check(name, "skipped", "needs a single-step (fgsm) and an iterative attack in the same run", anchor)]
+    bad = _compare(results, single, iterative)
     if bad.empty:
         return [Check(name, "pass", "every iterative attack is at least as strong as FGSM", anchor)]
-    lines = [f"{r.attack_iter} {r.robust_accuracy_iter:.1%} vs {r.attack_single} {r.robust_accuracy_single:.1%} at "
-             f"eps {format_eps(r.eps)} ({r.norm})" for r in bad.itertuples()]
     return [Check(name, "flag", "an iterative attack left more points robust than one gradient step — gradients "
-                  "may be masked or the attack misconfigured: " + "; ".join(lines), anchor)]
+                  "may be masked or the attack misconfigured: " + _pairs(bad, "strong", "weak"), anchor)]
 
 
-CHECKS: list[Callable[[pd.DataFrame], list[Check]]] = [robust_accuracy_monotone, iterative_not_weaker]
+def black_box_not_stronger(results: pd.DataFrame) -> list[Check]:
+    """A black-box attack must not beat the best white-box attack on the same model and budget."""
+    name, anchor = "white-box attacks beat black-box ones", "black-box-vs-white-box"
+    if "access" not in results.columns:
+        return [Check(name, "skipped", "no attack access recorded", anchor)]
+    black = results[results["access"] == "black-box"]
+    white = results[results["access"] == "white-box"]
+    if black.empty or white.empty:
+        return [Check(name, "skipped", "needs a black-box and a white-box attack in the same run", anchor)]
+    keys = _keys(results, ["model", "dataset", "defense", "norm", "eps"])
+    best_white = white.loc[white.groupby(keys)["robust_accuracy"].idxmin()]
+    bad = _compare(results, black, best_white)
+    if bad.empty:
+        return [Check(name, "pass", "no black-box attack beat the strongest white-box attack", anchor)]
+    return [Check(name, "flag", "a black-box attack, which sees only outputs, did better than gradient attacks — "
+                  "the gradients are likely masked or obfuscated: " + _pairs(bad, "weak", "strong"), anchor)]
+
+
+RESULT_CHECKS: list[Callable[[pd.DataFrame], list[Check]]] = [robust_accuracy_monotone, iterative_not_weaker,
+                                                               black_box_not_stronger]
 
 
 def run_checks(results: pd.DataFrame) -> list[Check]:
     """All result-frame checks, in a fixed order."""
-    return [check for fn in CHECKS for check in fn(results)]
+    return [check for fn in RESULT_CHECKS for check in fn(results)]
+
+
+# --- probes of the model itself -------------------------------------------------------------------------
+
+def probe_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Check]:
+    """Outputs that are probabilities (rows in [0, 1] summing to 1) squash gradients; randomness needs EOT."""
+    with torch.no_grad():
+        first, second = model(x).float(), model(x).float()
+    checks = []
+    name, anchor = "model returns logits, not probabilities", "logits-not-probabilities"
+    looks_like_probabilities = bool(first.min() >= 0 and first.max() <= 1 and
+                                    torch.allclose(first.sum(1), torch.ones(len(first), device=first.device), atol=1e-3))
+    if looks_like_probabilities:
+        checks.append(Check(name, "flag", "every output row lies in [0, 1] and sums to 1: the model ends in a softmax. "
+                            "Cross-entropy on probabilities has tiny gradients and hides adversarial examples; "
+                            "return logits (drop the final softmax) before evaluating", anchor))
+    else:
+        checks.append(Check(name, "pass", "outputs are not probability vectors", anchor))
+    name, anchor = "model is deterministic", "deterministic-model"
+    difference = (first - second).abs().max().item() if len(first) else 0.0
+    if difference > 1e-5:
+        checks.append(Check(name, "flag", f"two forward passes on the same images differ (max |Δ logit| {difference:.3g}): "
+                            "the model is randomised, so single gradients are noisy — attack with expectation over "
+                            "transformation (average gradients over many passes) before trusting robust accuracy", anchor))
+    else:
+        checks.append(Check(name, "pass", "two forward passes on the same images agree", anchor))
+    return checks
+
+
+def probe_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Check]:
+    """Input gradients that are exactly zero on many correctly classified images signal masking.
+
+    Tiny but non-zero gradients (1e-13 on a confident model) still steer sign- and direction-based attacks,
+    so only exact zeros (or non-finite values) count.
+    """
+    from trustkit.attacks.base import input_gradient, input_gradients_only
+
+    name, anchor = "input gradients are informative", "vanishing-gradients"
+    if len(x) == 0:
+        return [Check(name, "skipped", "no correctly classified images to probe", anchor)]
+    with input_gradients_only(model):
+        _, _, grad = input_gradient(model, x, y)
+    norms = grad.flatten(1).norm(dim=1)
+    share = (norms == 0).float().mean().item()
+    if share > VANISHING_SHARE or not torch.isfinite(norms).all():
+        return [Check(name, "flag", f"{share:.0%} of correctly classified images have a zero (or non-finite) loss "
+                      "gradient w.r.t. the input: gradient attacks cannot move them, which hides their true robustness "
+                      "(non-differentiable layers such as rounding, or a softmax saturated past float32). Try "
+                      "logit-margin losses (apgd-dlr, cw), gradient-free or BPDA attacks", anchor)]
+    return [Check(name, "pass", f"median input-gradient norm {norms.median().item():.3g}; "
+                  f"{share:.0%} of images have a zero gradient", anchor)]
+
+
+def probe_unbounded(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Check]:
+    """At eps = 1 (linf) any image can become any other: a working attack must reach ~0% accuracy."""
+    from trustkit.attacks.pgd import PGD
+
+    name, anchor = "unbounded attack reaches 0%", "unbounded-attack"
+    if len(x) == 0:
+        return [Check(name, "skipped", "no correctly classified images to probe", anchor)]
+    x_adv = PGD(1.0, steps=UNBOUNDED_STEPS)(model, x, y)
+    with torch.no_grad():
+        robust = (model(x_adv).argmax(1) == y).float().mean().item()
+    if robust > UNBOUNDED_MAX_ROBUST:
+        return [Check(name, "flag", f"PGD at eps = 1 (linf), which may replace the whole image, left {robust:.0%} of "
+                      f"{len(x)} images correctly classified: the attack is not getting useful gradients, so every "
+                      "robust accuracy in this report is an upper bound at best", anchor)]
+    return [Check(name, "pass", f"PGD at eps = 1 (linf) leaves {robust:.0%} of {len(x)} images robust", anchor)]
+
+
+def probe_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> list[Check]:
+    """Run the model probes on up to PROBE_SAMPLES images (``x``/``y`` on the CPU)."""
+    x, y = x[:PROBE_SAMPLES].to(device), y[:PROBE_SAMPLES].to(device)
+    checks = probe_outputs(model, x, y)
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    checks += probe_gradients(model, x[correct], y[correct])
+    checks += probe_unbounded(model, x[correct], y[correct])
+    return checks

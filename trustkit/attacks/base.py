@@ -6,11 +6,12 @@ import contextlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
+from trustkit.attacks.losses import cross_entropy, targeted_cross_entropy
 from trustkit.errors import InvalidArgumentError, ShapeMismatchError
 
 NORMS = ("linf", "l2")
@@ -58,34 +59,40 @@ class ThreatModel:
         if self.norm == "linf" and self.eps > 1:
             raise InvalidArgumentError(f"linf epsilon {self.eps} exceeds 1, the whole pixel range [0, 1]; "
                                        "use a value in [0, 1] such as 0.3 or 8/255")
+        # The largest float32 not above eps: results then satisfy the budget both in float32 tensor
+        # comparisons and after .item() in double precision (float32(0.1) > 0.1, for instance).
+        eps32 = torch.tensor(self.eps, dtype=torch.float32)
+        if float(eps32) > self.eps:
+            eps32 = torch.nextafter(eps32, torch.tensor(0.0))
+        object.__setattr__(self, "eps32", float(eps32))
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Nearest point (per sample) of the threat model to ``x_adv``: inside the eps-ball around ``x``, in [0, 1]."""
         delta = x_adv - x
         if self.norm == "linf":
-            out = (x + delta.clamp(-self.eps, self.eps)).clamp(0.0, 1.0)
-            # x + delta rounds in float32 and can land one ulp outside the ball: step those back towards x.
-            overshoot = (out - x).abs() > self.eps
-            return torch.where(overshoot, torch.nextafter(out, x), out)
+            return (x + delta.clamp(-self.eps32, self.eps32)).clamp(0.0, 1.0)
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         # the small margin keeps the recomputed float32 norm of the result <= eps despite rounding
-        scale = (self.eps * (1 - L2_MARGIN) / norms).clamp(max=1.0)
+        scale = (self.eps32 * (1 - L2_MARGIN) / norms).clamp(max=1.0)
         return (x + delta * scale.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
 
     def project_strict(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`project`, then (l2) shrink rows whose float32 norm still exceeds eps after rounding.
+        """:meth:`project`, then undo float32 rounding that leaves a point outside the ball (linf: one-ulp
+        nudge towards x; l2: shrink rows whose recomputed norm still exceeds eps).
 
         Used once on an attack's final output, so the result passes ``norm(x_adv - x) <= eps`` exactly.
         """
         out = self.project(x_adv, x)
         if self.norm == "linf":
-            return out
+            # x + delta rounds in float32 and can land one ulp outside the ball: step those back towards x.
+            overshoot = (out - x).abs() > self.eps32
+            return torch.where(overshoot, torch.nextafter(out, x), out)
         for attempt in range(10):
             norms = (out - x).flatten(1).norm(dim=1)
-            over = norms > self.eps
+            over = norms > self.eps32
             if not bool(over.any()):
                 break
-            shrink = torch.where(over, self.eps / norms.clamp_min(1e-12) * (1 - 1e-6 * 4**attempt), 1.0)
+            shrink = torch.where(over, self.eps32 / norms.clamp_min(1e-12) * (1 - 1e-6 * 4**attempt), 1.0)
             out = (x + (out - x) * shrink.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
         return out
 
@@ -123,6 +130,8 @@ class Attack(abc.ABC):
     """
 
     name: str = "attack"
+    access: str = "white-box"  # "black-box" for attacks that only query outputs (sanity checks compare them)
+    minimum_norm: bool = False  # True: find() seeks the smallest perturbation, whatever eps is
 
     def __init__(self, eps: float | str, norm: str = "linf", targeted: bool = False) -> None:
         self.threat = ThreatModel(norm, parse_eps(eps))
@@ -142,6 +151,21 @@ class Attack(abc.ABC):
             x_adv = self.perturb(model, x.detach(), y.detach())
         return self.threat.project_strict(x_adv.detach(), x.detach())
 
+    def find_unbounded(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Minimum-norm attacks: the perturbed images before projection onto the threat model.
+
+        One search serves every eps of a grid: project its result onto each ball (``threat.project_strict``).
+        """
+        if not self.minimum_norm:
+            raise TypeError(f"{type(self).__name__} is not a minimum-norm attack")
+        check_inputs(x, y)
+        with input_gradients_only(model):
+            return self.find(model, x.detach(), y.detach()).detach()
+
+    def find(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The unbounded search of a minimum-norm attack (see :meth:`find_unbounded`)."""
+        raise TypeError(f"{type(self).__name__} is not a minimum-norm attack")
+
     @abc.abstractmethod
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Craft adversarial examples; the caller projects the result onto the threat model."""
@@ -156,18 +180,22 @@ class Attack(abc.ABC):
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, targeted: bool = False,
-                   loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits at x, gradient of the attacker's objective w.r.t. x)``; ascend it to attack.
+                   objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(logits at x, per-sample objective, its gradient w.r.t. x)``; ascend the gradient to attack.
 
-    The objective is the summed cross-entropy (so each sample's gradient is independent of batch size),
-    negated for targeted attacks (``y`` = target labels), so that ascent always helps the attacker.
+    The default objective is cross-entropy, negated for targeted attacks (``y`` = target labels), so ascent
+    always helps the attacker. Gradients come from the summed objective, so each sample's gradient is
+    independent of the batch it sits in.
     """
+    if objective is None:
+        objective = targeted_cross_entropy if targeted else cross_entropy
     with torch.enable_grad():  # callers may sit inside torch.no_grad(); the attack still needs its gradient
         x = x.detach().requires_grad_(True)
-        logits = model(x)
-        objective = nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        (grad,) = torch.autograd.grad(-objective if targeted else objective, x)
-    return logits.detach(), grad
+        logits = model(x).float()
+        values = objective(logits, y)
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return logits.detach(), values.detach(), grad
 
 
 def steepest_ascent(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -187,6 +215,7 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
         raise InvalidArgumentError(f"attack inputs must be float images in [0, 1], got {x.dtype}; divide uint8 by 255")
     if y.shape != (x.shape[0],):
         raise ShapeMismatchError(f"need one label per image: {x.shape[0]} images, labels of shape {tuple(y.shape)}")
-    if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+    low, high = torch.aminmax(x) if x.numel() else (torch.zeros(()), torch.zeros(()))
+    if not bool((low >= 0) & (high <= 1)):  # NaN fails both comparisons; inf fails one
         raise InvalidArgumentError("attack inputs must be finite and inside [0, 1]; trustkit models normalise "
                                    "internally, so pass raw pixels scaled to [0, 1]")

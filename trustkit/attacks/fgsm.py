@@ -19,5 +19,5 @@ class FGSM(Attack):
         super().__init__(eps, norm, targeted)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        _, grad = input_gradient(model, x, y, targeted=self.targeted)
+        _, _, grad = input_gradient(model, x, y, targeted=self.targeted)
         return x + self.eps * steepest_ascent(grad, self.norm)

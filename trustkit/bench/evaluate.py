@@ -37,6 +37,7 @@ class AttackOutcome:
     attacked: torch.Tensor  # bool: the attack ran on this sample (untargeted attacks skip misclassified ones)
     seconds: float
     gallery_x_adv: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    broken_by: dict[str, int] = field(default_factory=dict)  # ensemble member -> samples it broke
 
 
 def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
@@ -47,17 +48,31 @@ def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, dev
 
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: Predictions, *,
                batch_size: int, device: torch.device, gallery_index: torch.Tensor | None = None,
-               bar: ProgressTask | None = None) -> AttackOutcome:
+               bar: ProgressTask | None = None, unbounded: dict[int, torch.Tensor] | None = None) -> AttackOutcome:
     """Attack every sample the model classifies correctly (a misclassified one is already an adversarial
-    example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU."""
+    example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU.
+
+    For minimum-norm attacks, ``unbounded`` caches their eps-free search per batch: the first cell of an eps
+    grid pays for it, later cells only project it onto their ball.
+    """
     attacked = (clean.label == y) if not attack.targeted else torch.ones_like(y, dtype=torch.bool)
     x_adv = x.clone()
     targets = attacked.nonzero().squeeze(1)
+    broken = torch.full((len(x),), -1, dtype=torch.long)
+    reuse = unbounded is not None and attack.minimum_norm
     started = time.perf_counter()
     for start in range(0, len(targets), batch_size):
         index = targets[start:start + batch_size]
         xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
-        x_adv[index] = attack(model, xb, yb).to("cpu")
+        if reuse:
+            if start not in unbounded:
+                unbounded[start] = attack.find_unbounded(model, xb, yb).to("cpu")
+            x_adv[index] = attack.threat.project_strict(unbounded[start].to(device), xb).to("cpu")
+        else:
+            x_adv[index] = attack(model, xb, yb).to("cpu")
+        members = getattr(attack, "last_broken_by", None)
+        if members is not None and len(members) == len(index):
+            broken[index] = members
         if bar is not None:
             bar.advance(len(index))
     if bar is not None and len(targets) < len(x):
@@ -68,7 +83,12 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     seconds = time.perf_counter() - started
     linf, l2 = perturbation_norms(x_adv, x)
     gallery = x_adv[gallery_index] if gallery_index is not None else torch.empty(0)
-    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery)
+    member_names = getattr(attack, "members", None)
+    breakdown = {}
+    if member_names is not None:
+        succeeded = adversarial.label != y
+        breakdown = {name: int(((broken == i) & succeeded).sum()) for i, name in enumerate(member_names)}
+    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -113,6 +133,8 @@ def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> di
         "max_l2": outcome.l2.max().item() if n else math.nan,
         "mean_adv_confidence": _mean_or_nan(outcome.adversarial.confidence[flipped]),
         "seconds": outcome.seconds,
+        "access": outcome.attack.access,
+        "broken_by": ";".join(f"{k}:{v}" for k, v in outcome.broken_by.items()),
     }
 
 

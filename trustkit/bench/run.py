@@ -10,31 +10,37 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from trustkit.atomic import atomic_dir
-from trustkit.attacks import ATTACKS, format_eps, make_attack, parse_eps
+from trustkit.attacks import parse_eps
 from trustkit.attacks.base import ThreatModel
-from trustkit.bench.evaluate import Predictions, clean_predictions, per_class_robust_accuracy, run_attack, summarize
-from trustkit.data import get_spec, load_dataset
+from trustkit.bench.cells import Cell, CellCache
+from trustkit.bench.runner import RunOutput, run_cells
+from trustkit.bench.spec import AttackSpec, check_params_used
+from trustkit.data import get_spec
 from trustkit.errors import InvalidArgumentError
-from trustkit.models.loading import LoadedModel, resolve_model
 from trustkit.report.metadata import environment
-from trustkit.runtime import device_description, progress, seed_everything, select_device
+from trustkit.runtime import device_description, select_device
 from trustkit.sanity import Check, run_checks
 
-GALLERY_SIZE = 8
-RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "attack", "engine", "norm", "eps", "seed", "n",
+RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "attack", "engine", "access", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
-                  "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds"]
+                  "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds",
+                  "broken_by"]
+PER_CLASS_COLUMNS = ["model", "dataset", "defense", "attack", "engine", "norm", "eps", "class_index", "class_name",
+                     "n", "clean_accuracy", "robust_accuracy"]
 
 
 @dataclass
 class BenchConfig:
     """One ``bench`` run: attacks × epsilons on one model and data set.
 
-    ``eps`` None means the data set's default grid for ``norm``; ``n`` None means the data set's default
-    sample count (capped at the test split). ``attack_params`` go to every attack that accepts them.
+    ``attacks`` are registry names or ``art:ClassName``; ``engine="art"`` runs registry names with ART's
+    implementation. ``eps`` None means the data set's default grid for ``norm``; ``n`` None means the data
+    set's default sample count (capped at the test split). ``attack_params`` go to every attack that takes
+    them (e.g. steps); ``strict_params`` too, but each must be taken by at least one attack.
+    ``probes`` runs the model sanity probes (unbounded attack, gradients, outputs) on 100 images;
+    ``use_cache`` reuses finished cells from ``$TRUSTKIT_HOME/cells``.
     """
 
     attacks: list[str]
@@ -49,7 +55,12 @@ class BenchConfig:
     out: str = "reports"
     data_root: str | None = None
     download: bool = False
+    engine: str = "trustkit"
     attack_params: dict[str, Any] = field(default_factory=dict)
+    strict_params: dict[str, Any] = field(default_factory=dict)
+    probes: bool = True
+    use_cache: bool = True
+    jobs: int = 1
 
 
 @dataclass
@@ -67,124 +78,82 @@ class BenchResult:
         return self.run_dir / "report.html"
 
 
-def _validate(config: BenchConfig) -> tuple[list[str], list[float]]:
-    """Check everything cheap before any work starts, so bad input fails fast with nothing written."""
-    spec = get_spec(config.dataset)
-    attacks = [ATTACKS.canonical(a) for a in config.attacks]
-    if not attacks:
+def check_run_options(n: int | None, batch_size: int, jobs: int, device: str) -> None:
+    if n is not None and n < 1:
+        raise InvalidArgumentError(f"--n must be at least 1, got {n}")
+    if batch_size < 1:
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
+    if jobs < 1:
+        raise InvalidArgumentError(f"--jobs must be at least 1, got {jobs}")
+    select_device(device)
+
+
+def build_attacks(names: list[str], engine: str, params: dict[str, Any], strict: dict[str, Any], norm: str,
+                  eps_grid: list[float], batch_size: int) -> list[AttackSpec]:
+    """Parse and try-construct every attack, so bad names or parameters fail before any work starts."""
+    if not names:
         raise InvalidArgumentError("no attack given; name one, e.g. 'trustkit bench fgsm'")
-    if config.n is not None and config.n < 1:
-        raise InvalidArgumentError(f"--n must be at least 1, got {config.n}")
-    if config.batch_size < 1:
-        raise InvalidArgumentError(f"--batch-size must be at least 1, got {config.batch_size}")
-    eps_grid = [parse_eps(e) for e in config.eps] if config.eps else list(spec.eps_grid(config.norm))
+    merged = {**{k: v for k, v in params.items() if v is not None}, **strict}
+    specs = [AttackSpec.parse(a, engine, merged) for a in names]
+    check_params_used(specs, strict)
     for eps in eps_grid:
-        ThreatModel(config.norm, eps)  # raises on a norm/eps outside the threat model
-    for name in attacks:  # constructing once surfaces bad attack parameters before training anything
-        make_attack(name, eps_grid[0], config.norm, **_params_for(name, config.attack_params))
-    select_device(config.device)
-    return attacks, sorted(set(eps_grid))
+        ThreatModel(norm, eps)  # raises on a norm/eps outside the threat model
+    for spec in specs:
+        spec.build(eps_grid[0], norm, batch_size)
+    return specs
 
 
-def _params_for(attack: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that attack class ``attack`` accepts."""
-    import inspect
+def _cells(config: BenchConfig) -> list[Cell]:
+    spec = get_spec(config.dataset)
+    check_run_options(config.n, config.batch_size, config.jobs, config.device)
+    eps_grid = sorted({parse_eps(e) for e in config.eps}) if config.eps else list(spec.eps_grid(config.norm))
+    attacks = build_attacks(config.attacks, config.engine, config.attack_params, config.strict_params, config.norm,
+                            eps_grid, config.batch_size)
+    return [Cell(config.model if isinstance(config.model, str) else "model", spec.name, attack, config.norm, eps,
+                 config.n, config.seed, config.batch_size) for attack in attacks for eps in eps_grid]
 
-    accepted = inspect.signature(ATTACKS.get(attack).__init__).parameters
-    return {k: v for k, v in params.items() if k in accepted and v is not None}
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
 
 
-def _run_id(attacks: list[str], model: str, dataset: str, out: Path) -> str:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).stem if ("/" in model or "." in model) else model)
-    base = f"{stamp}-{'+'.join(attacks)}-{stem}-{dataset}"
+def new_run_id(label: str, out: Path) -> str:
+    """``<date>-<time>-<label>``, made unique within ``out``."""
+    base = f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{safe_name(label)[:80]}"
     run_id, counter = base, 2
     while (out / run_id).exists():
         run_id, counter = f"{base}-{counter}", counter + 1
     return run_id
 
 
-def _subset(n_total: int, n: int | None, default_n: int, seed: int) -> torch.Tensor:
-    count = min(n or default_n, n_total)
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+def frames(output: RunOutput) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy results frame and the per-class frame of a run, in cell order."""
+    results = pd.DataFrame([r.row for r in output.results], columns=RESULT_COLUMNS)
+    per_class = pd.DataFrame([{**{k: r.row[k] for k in ("model", "dataset", "defense", "attack", "engine", "norm", "eps")},
+                               **p} for r in output.results for p in r.per_class], columns=PER_CLASS_COLUMNS)
+    return results, per_class
 
 
-def _model_summary(loaded: LoadedModel) -> dict[str, Any]:
-    meta = loaded.metadata
-    summary: dict[str, Any] = {}
-    for key in ("arch", "dataset", "seed"):
-        if key in meta:
-            summary[key] = meta[key]
-    if "recipe" in meta:
-        summary["training recipe"] = ", ".join(f"{k}={v}" for k, v in meta["recipe"].items())
-    if meta.get("metrics", {}).get("clean_accuracy") is not None:
-        summary["test accuracy at training"] = f"{meta['metrics']['clean_accuracy']:.2%}"
-    if "format" in meta and meta["format"] != "trustkit-checkpoint":
-        summary["format"] = meta["format"]
-    summary["parameters"] = f"{sum(p.numel() for p in loaded.module.parameters()):,}"
-    return summary
+def write_run(out: Path, label: str, output: RunOutput, config: dict[str, Any], *, title: str, subtitle: str,
+              timings: dict[str, float], kind: str = "bench") -> BenchResult:
+    """Write ``<out>/<run-id>/`` (results.csv, per_class.csv, run.json, report.html) atomically."""
+    from trustkit.report.bench_report import write_bench_report
 
-
-def run_bench(config: BenchConfig) -> BenchResult:
-    """Run every (attack, eps) cell of ``config`` and write ``<out>/<run-id>/`` (report.html, results.csv,
-    per_class.csv, run.json). The folder appears only when complete."""
-    started = time.perf_counter()
-    attacks, eps_grid = _validate(config)
-    spec = get_spec(config.dataset)
-    device = select_device(config.device)
-    timings: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    loaded = resolve_model(config.model, spec.name, data_root=config.data_root, device=device,
-                           download=config.download)
-    timings["model"] = time.perf_counter() - t0
-    model = loaded.module
-
-    t0 = time.perf_counter()
-    test_set = load_dataset(spec.name, "test", config.data_root, config.download)
-    index = _subset(len(test_set), config.n, spec.default_n, config.seed)
-    x, y = test_set.tensors(index)
-    timings["data"] = time.perf_counter() - t0
-
-    clean = clean_predictions(model, x, batch_size=config.batch_size, device=device)
-    gallery_index = (clean.label == y).nonzero().squeeze(1)[:GALLERY_SIZE]
-
-    rows, class_rows, outcomes = [], [], []
-    t0 = time.perf_counter()
-    with progress(f"bench {'+'.join(attacks)} on {loaded.name}", len(attacks) * len(eps_grid) * len(x)) as bar:
-        for name in attacks:
-            for eps in eps_grid:
-                seed_everything(config.seed)
-                attack = make_attack(name, eps, config.norm, **_params_for(name, config.attack_params))
-                bar.note(f"{name} eps {format_eps(eps)}")
-                outcome = run_attack(model, attack, x, y, clean, batch_size=config.batch_size, device=device,
-                                     gallery_index=gallery_index, bar=bar)
-                outcomes.append(outcome)
-                rows.append({"suite": "", "model": loaded.name, "dataset": spec.name, "defense": "none",
-                             "attack": name, "engine": "trustkit", "norm": config.norm, "eps": eps,
-                             "seed": config.seed, "queries": float("nan"), **summarize(outcome, y, clean)})
-                for row in per_class_robust_accuracy(outcome, y, clean, spec.num_classes):
-                    class_rows.append({"attack": name, "norm": config.norm, "eps": eps,
-                                       "class_name": spec.class_names[row["class_index"]], **row})
-    timings["attacks"] = time.perf_counter() - t0
-
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    per_class = pd.DataFrame(class_rows)
+    results, per_class = frames(output)
     checks = run_checks(results)
-    out = Path(config.out)
-    run_id = _run_id(attacks, loaded.name, spec.name, out)
-    timings["total"] = time.perf_counter() - started
+    run_id = new_run_id(label, out)
+    device = select_device(config.get("device", "auto"))
     run_info = {
-        "run_id": run_id,
-        "kind": "bench",
+        "run_id": run_id, "kind": kind, "title": title, "subtitle": subtitle,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": {**asdict(config), "attacks": attacks, "eps": eps_grid, "n": len(x), "model_source": loaded.source},
-        "seed": config.seed,
-        "device": device_description(device),
-        "model": {"name": loaded.name, "source": loaded.source, "summary": _model_summary(loaded),
-                  "metadata": {k: v for k, v in loaded.metadata.items() if k != "history"}},
-        "attacks": {o.attack.name + f"@{format_eps(o.attack.eps)}": o.attack.params() for o in outcomes},
+        "config": config, "seed": config.get("seed"), "device": device_description(device),
+        "models": [{k: v for k, v in info.items()} for info in output.models.values()],
+        "attacks": [{"cell": r.cell.title(), **r.attack_params} for r in output.results],
         "sanity_checks": [c.to_dict() for c in checks],
+        "model_probes": {info["name"] + "/" + str(group[1]): [c.to_dict() for c in output.probes.get(group, [])]
+                         for group, info in output.models.items()},
+        "cells": {"total": len(output.results), "computed": output.computed,
+                  "from_cache": len(output.results) - output.computed},
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
         **environment(),
     }
@@ -192,13 +161,55 @@ def run_bench(config: BenchConfig) -> BenchResult:
         results.to_csv(tmp / "results.csv", index=False)
         per_class.to_csv(tmp / "per_class.csv", index=False)
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
-        from trustkit.report.bench_report import write_bench_report
-
-        write_bench_report(tmp / "report.html", results=results, per_class=per_class, checks=checks,
-                           run_info=run_info, x=x, y=y, clean=clean, outcomes=outcomes,
-                           gallery_index=gallery_index, class_names=spec.class_names)
-    run_dir = out / run_id
-    return BenchResult(run_dir, results, per_class, checks, run_info)
+        write_bench_report(tmp / "report.html", output=output, results=results, checks=checks, run_info=run_info)
+    probes = [c for group_probes in output.probes.values() for c in group_probes]
+    return BenchResult(out / run_id, results, per_class, checks + probes, run_info)
 
 
-__all__ = ["BenchConfig", "BenchResult", "Predictions", "RESULT_COLUMNS", "run_bench"]
+def run_bench(config: BenchConfig, *, model: Any = None) -> BenchResult:
+    """Run every (attack, eps) cell of ``config`` and write ``<out>/<run-id>/`` (report.html, results.csv,
+    per_class.csv, run.json). The folder appears only when complete. ``model`` (an ``nn.Module``) overrides
+    ``config.model`` for Python callers; such runs are not cached."""
+    started = time.perf_counter()
+    cells = _cells(config)
+    output = run_cells(cells, device=config.device, data_root=config.data_root, download=config.download,
+                       jobs=config.jobs, cache=CellCache(enabled=config.use_cache and model is None),
+                       probes=config.probes, description=f"bench on {config.model}", model=model)
+    name = output.results[0].row["model"]
+    attacks = list(dict.fromkeys(c.attack.name for c in cells))
+    settings = {**asdict(config), "eps": sorted({c.eps for c in cells}), "attacks": attacks}
+    return write_run(Path(config.out), f"{'+'.join(a.replace('art:', 'art-') for a in attacks)[:60]}-{name}-"
+                     f"{cells[0].dataset}", output, settings,
+                     title=f"How far can you trust {name} on {cells[0].dataset}?",
+                     subtitle=f"Robustness report · {', '.join(attacks)} · {output.models[cells[0].group]['n']} test images",
+                     timings={"total": time.perf_counter() - started})
+
+
+def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", data_root: str | None = None,
+              download: bool = False, jobs: int = 1, use_cache: bool = True, probes: bool = True,
+              n: int | None = None, seed: int | None = None) -> BenchResult:
+    """Run every cell of a suite (name or YAML path), reusing cached cells; ``n``/``seed`` override the file's."""
+    from dataclasses import replace
+
+    from trustkit.bench.suite import load_suite
+
+    started = time.perf_counter()
+    suite = load_suite(suite_name)
+    suite = replace(suite, n=n if n is not None else suite.n, seed=seed if seed is not None else suite.seed)
+    check_run_options(suite.n, suite.batch_size, jobs, device)
+    for attack in suite.attacks:  # surface bad attack parameters before any training
+        attack.build(suite.threat_models[0][1][0], suite.threat_models[0][0], suite.batch_size)
+    cells = suite.cells()
+    output = run_cells(cells, device=device, data_root=data_root, download=download, jobs=jobs,
+                       cache=CellCache(enabled=use_cache), probes=probes, description=f"suite {suite.name}")
+    settings = {"suite": suite.name, "suite_file": suite.source, "description": suite.description,
+                "models": suite.models, "datasets": suite.datasets, "attacks": [a.describe() for a in suite.attacks],
+                "threat_models": [{"norm": norm, "eps": grid} for norm, grid in suite.threat_models],
+                "n": suite.n, "seed": suite.seed, "batch_size": suite.batch_size, "device": device, "jobs": jobs,
+                "data_root": data_root, "use_cache": use_cache}
+    return write_run(Path(out), f"suite-{suite.name}", output, settings, kind="suite",
+                     title=f"Suite {suite.name}", subtitle=suite.description or f"{len(cells)} cells",
+                     timings={"total": time.perf_counter() - started})
+
+
+__all__ = ["BenchConfig", "BenchResult", "RESULT_COLUMNS", "run_bench", "run_suite", "write_run"]

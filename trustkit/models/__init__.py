@@ -19,6 +19,8 @@ MODELS.add("mlp", mlp.build, summary="MLP, two hidden layers of 256 ReLU units")
 MODELS.add("cnn", cnn.build, summary="small convnet conv32-conv64-fc128 (421k parameters on MNIST)")
 MODELS.add("resnet", resnet.build, summary="ResNet-18, CIFAR stem (3×3, stride 1), any input from 8×8",
            aliases=("resnet18", "resnet-18"))
+MODELS.add("resnet20", resnet.build_resnet20, summary="CIFAR ResNet-20 (He et al. 2016), 16-64 channels, 0.27 M "
+           "parameters", aliases=("resnet-20",))
 
 
 def build_model(arch: str, spec: DatasetSpec) -> NormalizedClassifier:

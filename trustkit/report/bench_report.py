@@ -1,35 +1,24 @@
-"""The robustness report of one ``bench`` run: context building for ``bench.html.j2``."""
+"""The robustness report of a bench run or suite: one section per (model, data set, defense)."""
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
-import torch
 
 from trustkit.atomic import write_text
 from trustkit.report import plots
 from trustkit.report.html import render
-from trustkit.report.images import image_uri, perturbation_uri
 
 
-def _gallery(outcome: Any, x: torch.Tensor, y: torch.Tensor, clean: Any, gallery_index: torch.Tensor,
-             class_names: Sequence[str]) -> dict[str, Any]:
-    items = []
-    for slot, i in enumerate(gallery_index.tolist()):
-        x_adv = outcome.gallery_x_adv[slot]
-        adv_label = int(outcome.adversarial.label[i])
-        items.append({
-            "clean": image_uri(x[i]), "adv": image_uri(x_adv), "delta": perturbation_uri(x_adv - x[i]),
-            "true": class_names[int(y[i])], "clean_pred": class_names[int(clean.label[i])],
-            "clean_conf": float(clean.confidence[i]), "adv_pred": class_names[adv_label],
-            "adv_conf": float(outcome.adversarial.confidence[i]), "fooled": adv_label != int(y[i]),
-            "linf": float(outcome.linf[i]), "l2": float(outcome.l2[i]),
-        })
-    return {"attack": outcome.attack.name, "norm": outcome.attack.norm, "eps": outcome.attack.eps, "samples": items,
-            "fooled": sum(it["fooled"] for it in items)}
+def _none_for_nan(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for record in records:  # pandas gives NaN for empty cells; the template prints None as "–"
+        for key, value in record.items():
+            if isinstance(value, float) and math.isnan(value):
+                record[key] = None
+    return records
 
 
 def _most_telling(galleries: list[dict[str, Any]]) -> int:
@@ -40,33 +29,79 @@ def _most_telling(galleries: list[dict[str, Any]]) -> int:
     return len(galleries) - 1
 
 
-def write_bench_report(path: Path, *, results: pd.DataFrame, per_class: pd.DataFrame, checks: list, run_info: dict,
-                       x: torch.Tensor, y: torch.Tensor, clean: Any, outcomes: list, gallery_index: torch.Tensor,
-                       class_names: Sequence[str]) -> None:
-    """Write the self-contained HTML report of a bench run to ``path``."""
-    galleries = [_gallery(o, x, y, clean, gallery_index, class_names) for o in outcomes]
-    worst = results.loc[results["robust_accuracy"].idxmin()]
+def _breakdowns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"attack": r["attack"], "eps": r["eps"], "robust": round(r["robust_accuracy"] * r["n"]),
+             "counts": dict(item.split(":") for item in r["broken_by"].split(";"))}
+            for r in rows if isinstance(r.get("broken_by"), str) and r["broken_by"]]
+
+
+def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
+    meta = info.get("metadata", {})
+    summary: dict[str, Any] = {k: meta[k] for k in ("arch", "dataset", "seed") if k in meta}
+    if "recipe" in meta:
+        summary["training recipe"] = ", ".join(f"{k}={v}" for k, v in meta["recipe"].items())
+    if meta.get("metrics", {}).get("clean_accuracy") is not None:
+        summary["test accuracy at training"] = f"{meta['metrics']['clean_accuracy']:.2%}"
+    if meta.get("format") not in (None, "trustkit-checkpoint"):
+        summary["format"] = meta["format"]
+    summary["parameters"] = f"{info['parameters']:,}"
+    return summary
+
+
+def _section(results: list, info: dict[str, Any], probes: list, class_names: tuple[str, ...]) -> dict[str, Any]:
+    frame = pd.DataFrame([r.row for r in results])
+    rows = _none_for_nan(frame.to_dict("records"))
+    per_class = pd.DataFrame([{**p, "attack": r.cell.attack.label, "norm": r.cell.norm, "eps": r.cell.eps}
+                              for r in results for p in r.per_class])
     heatmaps = []
     for (attack, norm), group in per_class.groupby(["attack", "norm"], sort=False):
         title = f"{attack} ({norm})"
         heatmaps.append({"title": title, "uri": plots.per_class_heatmap(group, class_names, title)})
-    records = results.to_dict("records")
-    for record in records:  # pandas gives NaN for empty cells; the template prints them as "–"
-        for key, value in record.items():
-            if isinstance(value, float) and math.isnan(value):
-                record[key] = None
+    galleries = [{"attack": r.cell.attack.label, "norm": r.cell.norm, "eps": r.cell.eps, "samples": r.gallery,
+                  "fooled": sum(g["fooled"] for g in r.gallery)} for r in results]
+    breakdowns = _breakdowns(rows)
+    worst = frame.loc[frame["robust_accuracy"].idxmin()].to_dict()
+    first = results[0].cell
+    return {
+        "id": f"{info['name']}-{first.dataset}-{first.defense}".replace(" ", "-"),
+        "title": f"{info['name']} on {first.dataset}" + ("" if first.defense == "none" else f" + {first.defense}"),
+        "model": {"name": info["name"], "source": info["source"], "summary": _model_summary(info)},
+        "clean_accuracy": info["clean_accuracy"], "n": info["n"], "worst": worst, "rows": rows,
+        "curve": plots.accuracy_vs_eps(frame), "galleries": galleries, "open_gallery": _most_telling(galleries),
+        "heatmaps": heatmaps, "breakdowns": breakdowns,
+        "breakdown_members": list(dict.fromkeys(m for b in breakdowns for m in b["counts"])),
+        "probes": [c.to_dict() for c in probes],
+        "threat_models": sorted(set(frame["norm"])),
+    }
+
+
+def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, data set, defense, norm, eps): clean accuracy and the worst robust accuracy over attacks."""
+    keys = ["model", "dataset", "defense", "norm", "eps"]
+    worst = results.loc[results.groupby(keys)["robust_accuracy"].idxmin()]
+    board = worst[keys + ["clean_accuracy", "robust_accuracy", "attack", "n"]].rename(columns={"attack": "worst_attack"})
+    return board.sort_values(["norm", "eps", "robust_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
+
+
+def write_bench_report(path: Path, *, output: Any, results: pd.DataFrame, checks: list, run_info: dict) -> None:
+    """Write the self-contained HTML report of a bench run (one or many model groups) to ``path``."""
+    from trustkit.bench.runner import iterate_groups
+
+    sections = [_section(group_results, output.models[group], output.probes.get(group, []),
+                         output.class_names[group_results[0].cell.dataset])
+                for group, group_results in iterate_groups(output.results).items()]
+    all_checks = [c.to_dict() for c in checks] + [
+        {**c, "name": f"{s['title']}: {c['name']}"} for s in sections for c in s["probes"]]
+    board = leaderboard(results)
     html = render(
-        "bench.html.j2",
-        run_id=run_info["run_id"], created=run_info["created"], env=run_info, config=run_info["config"],
-        config_json=json.dumps(run_info["config"], indent=2, default=str),
-        model={"name": run_info["model"]["name"], "source": run_info["model"]["source"],
-               "summary": run_info["model"].get("summary", {})},
-        dataset={"name": run_info["config"]["dataset"]},
-        attacks=list(dict.fromkeys(results["attack"])), n=int(results["n"].iloc[0]),
-        threat_models=sorted(set(results["norm"])), clean_accuracy=float(results["clean_accuracy"].iloc[0]),
-        worst=worst.to_dict(), rows=records, checks=[c.to_dict() for c in checks],
-        flag_count=sum(c.status == "flag" for c in checks), device=run_info["device"],
-        timings=run_info["timings_seconds"], plots={"curve": plots.accuracy_vs_eps(results)},
-        galleries=galleries, open_gallery=_most_telling(galleries), heatmaps=heatmaps,
+        "bench.html.j2", run_id=run_info["run_id"], created=run_info["created"], env=run_info,
+        config=run_info["config"], config_json=json.dumps(run_info["config"], indent=2, default=str),
+        title=run_info["title"], subtitle=run_info["subtitle"], sections=sections,
+        leaderboard=_none_for_nan(board.to_dict("records")) if len(sections) > 1 else [],
+        leaderboard_plot=plots.accuracy_vs_eps(board.assign(attack="worst case", engine="trustkit"), bands=False)
+        if len(sections) > 1 else None,
+        checks=all_checks, flag_count=sum(c["status"] == "flag" for c in all_checks), device=run_info["device"],
+        timings=run_info["timings_seconds"], n_cells=len(results),
+        cached_cells=sum(r.cached for r in output.results),
     )
     write_text(path, html)

@@ -29,16 +29,25 @@ def _to_uri(fig) -> str:  # noqa: ANN001
     return data_uri(buffer.getvalue())
 
 
-def accuracy_vs_eps(results: pd.DataFrame) -> str:
-    """Robust accuracy (%) against epsilon, one line per (model, attack, norm); clean accuracy at eps 0."""
+def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
+    """Robust accuracy (%) against epsilon, one line per (model, attack, norm); clean accuracy at eps 0.
+
+    ``bands`` shades the 95% interval where the frame has ``robust_ci_low``/``robust_ci_high``.
+    """
     fig, ax = _figure()
-    for (model, attack, norm), group in results.groupby(["model", "attack", "norm"], sort=False):
+    keys = [k for k in ("model", "dataset", "defense", "attack", "engine", "norm") if k in results.columns]
+    varying = [k for k in ("model", "dataset", "defense") if k in results.columns and results[k].nunique() > 1]
+    for _, group in results.groupby(keys, sort=False):
         ordered = group.sort_values("eps")
+        first = ordered.iloc[0]
         eps = [0.0, *ordered["eps"]]
-        accuracy = [ordered["clean_accuracy"].iloc[0] * 100, *(ordered["robust_accuracy"] * 100)]
-        label = f"{attack} ({norm})" if results["model"].nunique() == 1 else f"{model}: {attack} ({norm})"
+        accuracy = [first["clean_accuracy"] * 100, *(ordered["robust_accuracy"] * 100)]
+        engine = f", {first['engine']}" if first.get("engine", "trustkit") != "trustkit" else ""
+        label = f"{first['attack']} ({first['norm']}{engine})"
+        if varying:
+            label = " / ".join(str(first[k]) for k in varying) + f": {label}"
         line, = ax.plot(eps, accuracy, marker="o", label=label)
-        if "robust_ci_low" in ordered:
+        if bands and "robust_ci_low" in ordered:
             ax.fill_between(ordered["eps"], ordered["robust_ci_low"] * 100, ordered["robust_ci_high"] * 100,
                             color=line.get_color(), alpha=0.15, linewidth=0)
     ticks = sorted({0.0, *results["eps"]})
@@ -47,7 +56,7 @@ def accuracy_vs_eps(results: pd.DataFrame) -> str:
     ax.set_ylabel("accuracy under attack (%)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
-    ax.legend(title="shaded: 95% interval")
+    ax.legend(title="shaded: 95% interval" if bands and "robust_ci_low" in results else None, fontsize=8)
     return _to_uri(fig)
 
 

@@ -44,6 +44,9 @@ _DEFAULTS: dict[tuple[str, str], TrainConfig] = {
     ("mlp", "cifar10"): TrainConfig(epochs=20, batch_size=256, lr=0.05),
     ("cnn", "cifar10"): TrainConfig(epochs=20, batch_size=128, lr=0.05),
     ("resnet", "cifar10"): TrainConfig(epochs=30, batch_size=128, lr=0.1),
+    ("resnet20", "digits"): TrainConfig(epochs=15, batch_size=64, lr=0.05),
+    ("resnet20", "mnist"): TrainConfig(epochs=2, batch_size=128, lr=0.05),
+    ("resnet20", "cifar10"): TrainConfig(epochs=15, batch_size=128, lr=0.1),
 }
 
 

@@ -1,0 +1,47 @@
+"""Reports in a real headless browser: load offline, no console errors, every plot and image renders."""
+import pytest
+
+from trustkit.report.browser import check_page, find_chromium
+
+pytestmark = pytest.mark.skipif(find_chromium() is None,
+                                reason="no Chromium on PATH: install Debian's chromium package to run browser checks")
+
+
+def test_checker_catches_broken_images_script_errors_and_network(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text('<!DOCTYPE html><html><head><title>bad</title></head><body>'
+                    '<img alt="broken" src="data:image/png;base64,AAAA">'
+                    '<img alt="remote" src="http://192.0.2.1/x.png">'
+                    '<script>throw new Error("boom")</script></body></html>')
+    found = check_page(page)
+    assert not found.ok
+    assert any("boom" in e for e in found.console_errors)
+    assert any("192.0.2.1" in url for url in found.network_requests)
+    assert "broken" in found.broken_images
+
+
+def test_bench_report_renders_cleanly_offline(tmp_path, digits_cnn):
+    from trustkit.bench.run import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(attacks=["fgsm", "strong"], eps=[0.1, 0.2], n=40, out=str(tmp_path),
+                                   attack_params={"steps": 10}))
+    found = check_page(result.report)
+    assert found.ok, found
+    assert found.images >= 1 + 2 * 2 * 8 * 3  # curve + 4 cells × 8 gallery triples (+ heat maps)
+    assert {"Sanity checks", "Run"} <= set(found.headings)
+
+
+def test_suite_and_compare_reports_render_cleanly(tmp_path, digits_cnn, digits_softmax):
+    from trustkit.bench.run import run_suite
+    from trustkit.report.compare import compare_runs
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nn: 30\nmodels: [softmax, cnn]\ndatasets: [digits]\n"
+                     "threat_models: [{norm: linf, eps: [0.1, 0.2]}]\nattacks: [fgsm]\n")
+    result = run_suite(str(suite), out=str(tmp_path / "r"))
+    found = check_page(result.report)
+    assert found.ok, found
+    assert "Leaderboard" in found.headings
+    compared = compare_runs([str(result.run_dir)], str(tmp_path / "c"))
+    found = check_page(compared / "report.html")
+    assert found.ok and found.images == 1, found

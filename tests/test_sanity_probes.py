@@ -1,0 +1,70 @@
+"""Model probes flag what they should: probabilities, randomness, vanishing gradients, failed unbounded attacks."""
+import torch
+from torch import nn
+
+from trustkit.sanity import probe_model
+
+
+class Softmaxed(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x).softmax(1)
+
+
+class Noisy(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x + 0.05 * torch.randn_like(x))
+
+
+class Quantised(nn.Module):
+    """Rounds pixels to 1 bit: the gradient is zero almost everywhere (classic gradient masking)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x))
+
+
+def statuses(model, x, y):
+    return {c.anchor: c.status for c in probe_model(model, x, y, torch.device("cpu"))}
+
+
+def test_healthy_model_passes_every_probe(digits_cnn, digits_test):
+    assert set(statuses(digits_cnn, *digits_test).values()) == {"pass"}
+
+
+def test_probability_outputs_are_flagged(digits_cnn, digits_test):
+    assert statuses(Softmaxed(digits_cnn), *digits_test)["logits-not-probabilities"] == "flag"
+
+
+def test_random_model_is_flagged(digits_cnn, digits_test):
+    assert statuses(Noisy(digits_cnn), *digits_test)["deterministic-model"] == "flag"
+
+
+def test_masked_gradients_are_flagged(digits_cnn, digits_test):
+    found = statuses(Quantised(digits_cnn), *digits_test)
+    assert found["vanishing-gradients"] == "flag"
+    assert found["unbounded-attack"] == "flag"
+
+
+def test_bench_report_shows_probe_flags(tmp_path, digits_cnn, digits_test):
+    from trustkit.bench.run import BenchConfig, run_bench
+
+    torch.manual_seed(0)
+    scripted = tmp_path / "quantised.pt"
+    torch.jit.script(Quantised(digits_cnn)).save(str(scripted))
+    result = run_bench(BenchConfig(attacks=["fgsm", "pgd"], model=str(scripted), eps=[0.1, 0.3], n=60,
+                                   out=str(tmp_path / "r")))
+    flagged = {c.anchor for c in result.checks if c.status == "flag"}
+    assert {"vanishing-gradients", "unbounded-attack"} <= flagged
+    html = result.report.read_text()
+    assert "flagged" in html and "unbounded-attack" in html

@@ -1,0 +1,206 @@
+"""Run bench cells: group them by model, reuse cached cells, evaluate the rest serially or in processes."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+
+from trustkit.bench.cells import Cell, CellCache, CellResult, cache_key, cell_key, model_fingerprint
+from trustkit.bench.evaluate import Predictions, clean_predictions, per_class_robust_accuracy, run_attack, summarize
+from trustkit.data import DatasetSpec, get_spec, load_dataset
+from trustkit.models.loading import LoadedModel, resolve_model
+from trustkit.report.gallery import render_gallery
+from trustkit.runtime import ProgressTask, progress, seed_everything, select_device
+from trustkit.sanity import Check, probe_model
+
+GALLERY_SIZE = 8
+
+
+@dataclass
+class GroupContext:
+    """What every cell of one group shares: the model, the seeded sample subset and clean predictions."""
+
+    loaded: LoadedModel
+    spec: DatasetSpec
+    x: torch.Tensor
+    y: torch.Tensor
+    clean: Predictions
+    gallery_index: torch.Tensor
+    fingerprint: str | None
+    unbounded: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)  # minimum-norm search results
+
+
+def subset(n_total: int, n: int | None, default_n: int, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random subset of the test split (``n`` or the data set's default)."""
+    count = min(n or default_n, n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+
+
+def build_context(cell: Cell, device: torch.device, data_root: str | None, download: bool = False,
+                  model: Any = None) -> GroupContext:
+    """Load (training if needed) the group's model and its sample subset; ``model`` overrides the spec."""
+    spec = get_spec(cell.dataset)
+    loaded = resolve_model(model if model is not None else cell.model, spec.name, data_root=data_root, device=device,
+                           download=download)
+    test_set = load_dataset(spec.name, "test", data_root, download)
+    x, y = test_set.tensors(subset(len(test_set), cell.n, spec.default_n, cell.seed))
+    clean = clean_predictions(loaded.module, x, batch_size=cell.batch_size, device=device)
+    gallery_index = (clean.label == y).nonzero().squeeze(1)[:GALLERY_SIZE]
+    fingerprint = model_fingerprint(loaded.source) if model is None else None
+    return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint)
+
+
+def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: ProgressTask | None = None) -> CellResult:
+    """Run one cell on a prepared group context."""
+    seed_everything(cell.seed)
+    attack = cell.attack.build(cell.eps, cell.norm, cell.batch_size)
+    search_key = f"{cell.attack.describe()}|{cell.norm}"
+    outcome = run_attack(ctx.loaded.module, attack, ctx.x, ctx.y, ctx.clean, batch_size=cell.batch_size,
+                         device=device, gallery_index=ctx.gallery_index, bar=bar,
+                         unbounded=ctx.unbounded.setdefault(search_key, {}))
+    row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
+           "attack": cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
+           "seed": cell.seed, "queries": float("nan"), **summarize(outcome, ctx.y, ctx.clean)}
+    per_class = [{"class_name": ctx.spec.class_names[r["class_index"]], **r}
+                 for r in per_class_robust_accuracy(outcome, ctx.y, ctx.clean, ctx.spec.num_classes)]
+    gallery = render_gallery(ctx.x, ctx.y, ctx.clean, outcome, ctx.gallery_index, ctx.spec.class_names)
+    return CellResult(cell, row, per_class, gallery, attack.params())
+
+
+class _Scaled:
+    """Progress in cells: an attack advancing by samples moves the bar by samples / n."""
+
+    def __init__(self, bar: ProgressTask, n: int) -> None:
+        self.bar, self.n = bar, max(n, 1)
+
+    def advance(self, amount: float = 1) -> None:
+        self.bar.advance(amount / self.n)
+
+    def note(self, text: str) -> None:
+        self.bar.note(text)
+
+
+@dataclass
+class RunOutput:
+    """Everything a run produced, in cell order, plus per-group model probes and metadata."""
+
+    results: list[CellResult]
+    probes: dict[tuple, list[Check]]
+    models: dict[tuple, dict[str, Any]]
+    class_names: dict[str, tuple[str, ...]]
+    computed: int = 0
+
+
+def _probe(ctx: GroupContext, cell: Cell, device: torch.device, cache: CellCache) -> list[Check]:
+    key = None if ctx.fingerprint is None else cache_key(
+        {"probes": cell.describe() | {"attack": None, "eps": None, "norm": None}, "model": ctx.fingerprint,
+         "device": device.type})
+    stored = cache.load(key)
+    if stored is not None:
+        return [Check(**{k: v for k, v in c.items() if k != "docs"}) for c in stored["checks"]]
+    seed_everything(cell.seed)
+    checks = probe_model(ctx.loaded.module, ctx.x, ctx.y, device)
+    cache.store(key, {"checks": [c.to_dict() for c in checks]})
+    return checks
+
+
+def _model_info(ctx: GroupContext) -> dict[str, Any]:
+    meta = {k: v for k, v in ctx.loaded.metadata.items() if k != "history"}
+    return {"name": ctx.loaded.name, "source": ctx.loaded.source, "metadata": meta,
+            "parameters": sum(p.numel() for p in ctx.loaded.module.parameters()), "n": len(ctx.y),
+            "clean_accuracy": (ctx.clean.label == ctx.y).float().mean().item()}
+
+
+# --- worker processes (--jobs) ---------------------------------------------------------------------------
+_WORKER_CONTEXTS: dict[tuple, GroupContext] = {}
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+    from trustkit.runtime import set_quiet
+
+    set_quiet(True)
+
+
+def _worker_run(cell: Cell, device: str, data_root: str | None, key: str | None, cache_root: str,
+                cache_enabled: bool) -> dict[str, Any]:
+    torch_device = select_device(device)
+    if cell.group not in _WORKER_CONTEXTS:
+        _WORKER_CONTEXTS[cell.group] = build_context(cell, torch_device, data_root)
+    result = evaluate_cell(_WORKER_CONTEXTS[cell.group], cell, torch_device)
+    data = result.to_json()
+    CellCache(cache_root, cache_enabled).store(key, data)
+    return data
+
+
+def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None = None, download: bool = False,
+              jobs: int = 1, cache: CellCache | None = None, probes: bool = True, description: str = "bench",
+              model: Any = None) -> RunOutput:
+    """Evaluate ``cells`` (skipping cached ones), run the model probes once per group; results in cell order.
+
+    ``jobs`` > 1 evaluates uncached cells in that many processes (each with cores/jobs torch threads);
+    models are trained, if needed, in this process first. ``model`` (an ``nn.Module``) replaces every cell's
+    model spec and disables caching (its weights have no fingerprint).
+    """
+    cache = cache or CellCache()
+    torch_device = select_device(device)
+    groups: dict[tuple, list[int]] = {}
+    for index, cell in enumerate(cells):
+        groups.setdefault(cell.group, []).append(index)
+    results: list[CellResult | None] = [None] * len(cells)
+    contexts: dict[tuple, GroupContext] = {}
+    keys: dict[int, str | None] = {}
+    out = RunOutput([], {}, {}, {})
+    pending: list[int] = []
+    with progress(description, len(cells)) as bar:
+        for group, members in groups.items():
+            ctx = build_context(cells[members[0]], torch_device, data_root, download, model)
+            contexts[group] = ctx
+            out.models[group] = _model_info(ctx)
+            out.class_names[ctx.spec.name] = ctx.spec.class_names
+            for index in members:
+                keys[index] = None if ctx.fingerprint is None else cell_key(cells[index], ctx.fingerprint,
+                                                                             torch_device.type)
+                stored = cache.load(keys[index])
+                if stored is not None:
+                    results[index] = CellResult.from_json(stored, cells[index])
+                    bar.advance(1)
+                elif jobs <= 1:
+                    bar.note(cells[index].title())
+                    result = evaluate_cell(ctx, cells[index], torch_device, _Scaled(bar, len(ctx.y)))
+                    cache.store(keys[index], result.to_json())
+                    results[index] = result
+                    out.computed += 1
+                else:
+                    pending.append(index)
+            if probes:
+                bar.note(f"sanity probes on {ctx.loaded.name}")
+                out.probes[group] = _probe(ctx, cells[members[0]], torch_device, cache)
+        if pending:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            import multiprocessing
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = {pool.submit(_worker_run, cells[i], str(torch_device), data_root, keys[i],
+                                       str(cache.root), cache.enabled): i for i in pending}
+                for future in as_completed(futures):
+                    index = futures[future]
+                    data = future.result()
+                    results[index] = CellResult.from_json(data, cells[index])
+                    results[index].cached = False
+                    out.computed += 1
+                    bar.advance(1)
+                    bar.note(cells[index].title())
+    out.results = [r for r in results if r is not None]
+    return out
+
+
+def iterate_groups(results: Iterable[CellResult]) -> dict[tuple, list[CellResult]]:
+    grouped: dict[tuple, list[CellResult]] = {}
+    for result in results:
+        grouped.setdefault(result.cell.group, []).append(result)
+    return grouped
