@@ -54,8 +54,9 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
                    "mifgsm, pgd, apgd-ce, apgd-dlr, apgd-t, cw, deepfool, strong, or art:ClassName for any ART "
                    "evasion attack.")
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Zoo name (softmax, mlp, cnn, resnet; trained and cached on first use), a store entry such "
-                   "as cnn-mnist, a .safetensors checkpoint, a TorchScript file, or package.module:factory.")
+              help="Zoo name (softmax, mlp, cnn, resnet, resnet20; trained and cached on first use), a store entry "
+                   "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, a TorchScript file, or "
+                   "package.module:factory. Comma-separate several to compare them in one report.")
 @click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist or cifar10.")
 @click.option("--eps", "-e", multiple=True,
               help="Perturbation budget(s) on the [0, 1] pixel scale: repeat or comma-separate; fractions such "
@@ -78,6 +79,10 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.option("--jobs", "-j", type=int, default=1, show_default=True,
               help="Evaluate cells in this many processes (each cell's result equals a serial run's).")
 @click.option("--no-cache", is_flag=True, help="Recompute every cell instead of reusing cached ones.")
+@click.option("--defense", "defenses", multiple=True,
+              help="Input defense(s) in front of the model, repeatable or comma-separated: jpeg, bitdepth, median, "
+                   "noise, with parameters as jpeg:quality=50; 'none' adds the undefended model. Each defense is "
+                   "attacked naive and adaptive (BPDA / EOT).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample subset and random starts.")
 @click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
@@ -86,7 +91,7 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 def bench(attack: str | None, attack_option: tuple[str, ...], model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
           steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...], engine: str,
-          no_probes: bool, suite: str | None, jobs: int, no_cache: bool, device: str, seed: int, out: str,
+          no_probes: bool, suite: str | None, jobs: int, no_cache: bool, defenses: tuple[str, ...], device: str, seed: int, out: str,
           data_root: str | None, download: bool) -> None:
     """Attack a model over an epsilon grid and write an HTML + CSV report.
 
@@ -100,6 +105,8 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
         trustkit bench fgsm,pgd --engine art           # the same attacks, ART's implementation
         trustkit bench art:HopSkipJump -p max_iter=20 -p max_eval=500 --eps 0.3
         trustkit bench --suite digits-quick --jobs 2
+        trustkit bench pgd --model cnn --defense none,jpeg,bitdepth:bits=3   # naive and adaptive (BPDA/EOT)
+        trustkit bench fgsm,pgd,strong --model cnn,cnn-mnist-fgsm-rs-eps0.3 --dataset mnist   # before/after
     """
     from trustkit.bench.run import BenchConfig, run_bench, run_suite
     from trustkit.bench.spec import parse_param
@@ -108,7 +115,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
     if suite:
         ctx = click.get_current_context()
         clashing = [f"--{p.replace('_', '-')}" for p in ("model", "dataset", "eps", "norm", "steps", "alpha", "restarts",
-                                                           "params", "engine", "batch_size")
+                                                           "params", "engine", "batch_size", "defenses")
                     if ctx.get_parameter_source(p) is click.core.ParameterSource.COMMANDLINE]
         if names or clashing:
             raise click.UsageError(f"--suite takes its models, attacks and budgets from the suite file; drop "
@@ -125,7 +132,8 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
                          norm=norm, n=n, batch_size=batch_size, device=device, seed=seed, out=out,
                          data_root=data_root, download=download, engine=engine, probes=not no_probes,
                          attack_params={"steps": steps, "alpha": alpha, "restarts": restarts},
-                         strict_params=dict(parse_param(p) for p in params), jobs=jobs, use_cache=not no_cache)
+                         strict_params=dict(parse_param(p) for p in params), jobs=jobs, use_cache=not no_cache,
+                         defenses=_split_list(defenses))
     result = run_bench(config)
     _print_results(result.results, result.checks)
     click.echo(f"report: {result.report}")
@@ -167,12 +175,28 @@ def _print_results(results: Any, checks: list) -> None:
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="Write the checkpoint here (.safetensors + .json) instead of the store entry bench uses.")
+@click.option("--adv", "recipe", default="clean", show_default=True,
+              help="Training recipe: clean, or adversarial training fgsm-rs (fast AT, Wong et al. 2020), pgd "
+                   "(Madry et al. 2018) or trades (Zhang et al. 2019).")
+@click.option("--eps", "eps", help="Adversarial-training budget (linf, pixel scale [0, 1]; 8/255 works).")
+@click.option("--alpha", type=float, help="Attack step size (fgsm-rs: 1.25·eps; pgd, trades: 2.5·eps/steps).")
+@click.option("--attack-steps", type=int, help="Attack iterations of pgd / trades training (default 10).")
+@click.option("--beta", type=float, help="TRADES robustness weight (default 6).")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (worth it on a GPU).")
 def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None, seed: int,
-          device: str, data_root: str | None, download: bool, out: str | None) -> None:
-    """Train a zoo classifier and store it (bench then uses it for --model NAME).
+          device: str, data_root: str | None, download: bool, out: str | None, recipe: str, eps: str | None,
+          alpha: float | None, attack_steps: int | None, beta: float | None, compile_model: bool) -> None:
+    """Train a zoo classifier, clean or adversarially, and store it (bench uses it as --model NAME).
+
+    Adversarial training holds out 512 training images and keeps the epoch with the best PGD accuracy on
+    them, so catastrophic overfitting cannot spoil the final model. The store entry is named after the
+    recipe, e.g. cnn-mnist-fgsm-rs-eps0.3. Under `torchrun --nproc_per_node N -m trustkit train ...` the
+    processes train data-parallel.
 
     \b
         trustkit train --model cnn --dataset mnist --data-root ../data --epochs 3
+        trustkit train --model cnn --dataset mnist --data-root ../data --adv fgsm-rs --eps 0.3
+        trustkit bench fgsm,pgd,strong --dataset mnist --data-root ../data --model cnn,cnn-mnist-fgsm-rs-eps0.3
     """
     from trustkit.errors import InvalidArgumentError
     from trustkit.train import train_model
@@ -182,11 +206,22 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
             raise InvalidArgumentError(f"{name} must be at least 1, got {value}")
     if lr is not None and lr <= 0:
         raise InvalidArgumentError(f"--lr must be > 0, got {lr}")
+    from trustkit.attacks import parse_eps
+
+    if recipe != "clean" and eps is None:
+        raise InvalidArgumentError(f"--adv {recipe} needs a budget: add --eps, e.g. --eps 0.3 or --eps 8/255")
     result = train_model(model, dataset, seed=seed, device=device, data_root=data_root, out=out, download=download,
-                         epochs=epochs,
-                         batch_size=batch_size, lr=lr)
+                         recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
+                         eps=parse_eps(eps) if eps is not None else None, alpha=alpha, attack_steps=attack_steps,
+                         beta=beta, compile=compile_model or None)
+    if result.path is None:  # a non-zero rank under torchrun: rank 0 reports
+        return
     click.echo(f"test accuracy {result.history.final_accuracy:.2%} after {len(result.history.epochs)} epochs "
                f"({result.history.seconds:.1f} s); checkpoint: {result.path}")
+    if result.history.best_epoch:
+        best = result.history.epochs[result.history.best_epoch - 1]
+        click.echo(f"kept epoch {result.history.best_epoch}: validation clean {best['val_accuracy']:.1%}, "
+                   f"PGD-10 {best['val_pgd_accuracy']:.1%}; use it as --model {result.path.stem}")
 
 
 LISTABLE = ("models", "attacks", "datasets", "suites", "checkpoints")

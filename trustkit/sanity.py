@@ -23,7 +23,7 @@ PROBE_SAMPLES = 100  # images the model probes use (cheap next to the attacks th
 UNBOUNDED_STEPS = 20
 UNBOUNDED_MAX_ROBUST = 0.02  # an eps=1 linf attack may leave at most this fraction standing
 VANISHING_SHARE = 0.05  # flag when more than this fraction of correctly classified images have a zero gradient
-CURVE_KEYS = ["model", "dataset", "defense", "attack", "engine", "norm"]
+CURVE_KEYS = ["model", "dataset", "defense", "evaluation", "attack", "engine", "norm"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def _keys(results: pd.DataFrame, keys: list[str]) -> list[str]:
 def robust_accuracy_monotone(results: pd.DataFrame) -> list[Check]:
     """Robust accuracy must not rise with epsilon: a larger ball contains the smaller one."""
     name, anchor = "robust accuracy falls with epsilon", "monotone-in-epsilon"
-    if results.groupby(_keys(results, CURVE_KEYS))["eps"].nunique().max() < 2:
+    results = _judged(results)
+    if results.empty or results.groupby(_keys(results, CURVE_KEYS))["eps"].nunique().max() < 2:
         return [Check(name, "skipped", "needs at least two epsilons for one attack", anchor)]
     problems = []
     for key, group in results.groupby(_keys(results, CURVE_KEYS), sort=False):
@@ -70,7 +71,7 @@ def robust_accuracy_monotone(results: pd.DataFrame) -> list[Check]:
 
 def _compare(results: pd.DataFrame, weaker: pd.DataFrame, stronger: pd.DataFrame) -> pd.DataFrame:
     """Rows where an attack that should be at least as strong left more points robust (beyond noise)."""
-    keys = _keys(results, ["model", "dataset", "defense", "norm", "eps"])
+    keys = _keys(results, ["model", "dataset", "defense", "evaluation", "norm", "eps"])
     merged = stronger.merge(weaker, on=keys, suffixes=("_strong", "_weak"))
     return merged[merged["robust_accuracy_strong"] > merged["robust_accuracy_weak"] + merged["n_strong"].map(_tolerance)]
 
@@ -82,9 +83,15 @@ def _pairs(bad: pd.DataFrame, first: str, second: str) -> str:
                      f"{format_eps(r.eps)} ({r.norm})" for r in bad.itertuples())
 
 
+def _judged(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose attacker differentiated the judged model (naive defense rows are transfer attacks)."""
+    return results[results["evaluation"] != "naive"] if "evaluation" in results.columns else results
+
+
 def iterative_not_weaker(results: pd.DataFrame) -> list[Check]:
     """An iterative attack must do at least as well as a single step (FGSM) at the same epsilon."""
     name, anchor = "iterative attacks beat single-step ones", "iterative-vs-single-step"
+    results = _judged(results)
     single = results[results["attack"].isin(SINGLE_STEP_ATTACKS)]
     iterative = results[results["attack"].isin(ITERATIVE_ATTACKS)]
     if single.empty or iterative.empty:
@@ -105,7 +112,7 @@ def black_box_not_stronger(results: pd.DataFrame) -> list[Check]:
     white = results[results["access"] == "white-box"]
     if black.empty or white.empty:
         return [Check(name, "skipped", "needs a black-box and a white-box attack in the same run", anchor)]
-    keys = _keys(results, ["model", "dataset", "defense", "norm", "eps"])
+    keys = _keys(results, ["model", "dataset", "defense", "evaluation", "norm", "eps"])
     best_white = white.loc[white.groupby(keys)["robust_accuracy"].idxmin()]
     bad = _compare(results, black, best_white)
     if bad.empty:
@@ -114,8 +121,30 @@ def black_box_not_stronger(results: pd.DataFrame) -> list[Check]:
                   "the gradients are likely masked or obfuscated: " + _pairs(bad, "weak", "strong"), anchor)]
 
 
+def adaptive_not_weaker(results: pd.DataFrame) -> list[Check]:
+    """Against a defense, the adaptive attack (BPDA/EOT) must do at least as well as the naive one."""
+    name, anchor = "adaptive attacks beat naive ones on defenses", "adaptive-vs-naive"
+    if "evaluation" not in results.columns:
+        return [Check(name, "skipped", "no defense was evaluated", anchor)]
+    iterative = results[results["attack"].isin(ITERATIVE_ATTACKS)]  # one step is no fair test of either
+    naive = iterative[iterative["evaluation"] == "naive"]
+    adaptive = iterative[iterative["evaluation"].astype(str).str.startswith("adaptive")]
+    if naive.empty or adaptive.empty:
+        return [Check(name, "skipped", "needs an iterative attack on a defense, naive and adaptive", anchor)]
+    keys = _keys(results, ["model", "dataset", "defense", "attack", "engine", "norm", "eps"])
+    merged = adaptive.merge(naive, on=keys, suffixes=("_adaptive", "_naive"))
+    bad = merged[merged["robust_accuracy_adaptive"] > merged["robust_accuracy_naive"] + merged["n_adaptive"].map(_tolerance)]
+    if bad.empty:
+        return [Check(name, "pass", "every adaptive attack on a defense did at least as well as its naive version",
+                      anchor)]
+    lines = "; ".join(f"{r.attack} on {r.defense} at eps {format_eps(r.eps)}: adaptive {r.robust_accuracy_adaptive:.1%} "
+                      f"vs naive {r.robust_accuracy_naive:.1%}" for r in bad.itertuples())
+    return [Check(name, "flag", "an attacker who ignores the defense did better than the adaptive attacker — the "
+                  "adaptive attack is misconfigured or too weak (more steps, more EOT samples): " + lines, anchor)]
+
+
 RESULT_CHECKS: list[Callable[[pd.DataFrame], list[Check]]] = [robust_accuracy_monotone, iterative_not_weaker,
-                                                               black_box_not_stronger]
+                                                               black_box_not_stronger, adaptive_not_weaker]
 
 
 def run_checks(results: pd.DataFrame) -> list[Check]:
@@ -191,12 +220,25 @@ def probe_unbounded(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[
     return [Check(name, "pass", f"PGD at eps = 1 (linf) leaves {robust:.0%} of {len(x)} images robust", anchor)]
 
 
-def probe_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> list[Check]:
-    """Run the model probes on up to PROBE_SAMPLES images (``x``/``y`` on the CPU)."""
+def probe_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                gradient_model: nn.Module | None = None) -> list[Check]:
+    """Run the model probes on up to PROBE_SAMPLES images (``x``/``y`` on the CPU).
+
+    ``gradient_model`` is what attacks differentiate when it is not the deployed model (the BPDA/EOT view of
+    a defense): the gradient and unbounded-attack probes then test that view — whether the adaptive attacks
+    in the report get useful gradients — while the output probes test the deployed model.
+    """
     x, y = x[:PROBE_SAMPLES].to(device), y[:PROBE_SAMPLES].to(device)
     checks = probe_outputs(model, x, y)
+    if gradient_model is not None:
+        checks = [Check(c.name, c.status, c.detail + (" — the adaptive rows of this report already use EOT"
+                                                      if c.anchor == "deterministic-model" and c.status == "flag" else ""),
+                        c.anchor) for c in checks]
     with torch.no_grad():
         correct = model(x).argmax(1) == y
-    checks += probe_gradients(model, x[correct], y[correct])
-    checks += probe_unbounded(model, x[correct], y[correct])
+    attacked = gradient_model if gradient_model is not None else model
+    for check in probe_gradients(attacked, x[correct], y[correct]) + probe_unbounded(attacked, x[correct], y[correct]):
+        detail = check.detail + (" (tested on the adaptive BPDA/EOT view the attacks use)" if gradient_model is not None
+                                 else "")
+        checks.append(Check(check.name, check.status, detail, check.anchor))
     return checks

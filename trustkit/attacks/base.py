@@ -194,7 +194,12 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target
         x = x.detach().requires_grad_(True)
         logits = model(x).float()
         values = objective(logits, y)
-        (grad,) = torch.autograd.grad(values.sum(), x)
+        if values.requires_grad:
+            (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
+        else:
+            grad = None  # the model cut the graph (no_grad inside, non-differentiable preprocessing)
+        if grad is None:
+            grad = torch.zeros_like(x)  # no gradient path: attacks see zero, as the probes report
     return logits.detach(), values.detach(), grad
 
 

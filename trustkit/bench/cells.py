@@ -34,6 +34,7 @@ class Cell:
     batch_size: int = 256
     defense: str = "none"
     suite: str = ""
+    evaluation: str = "standard"  # "standard" (no defense), "naive" or "adaptive" (see trustkit.defenses)
 
     @property
     def group(self) -> tuple[str, str, str, int | None, int, int]:
@@ -41,12 +42,13 @@ class Cell:
         return (self.model, self.dataset, self.defense, self.n, self.seed, self.batch_size)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model, "dataset": self.dataset, "defense": self.defense,
+        return {"model": self.model, "dataset": self.dataset, "defense": self.defense, "evaluation": self.evaluation,
                 "attack": self.attack.describe(), "norm": self.norm, "eps": self.eps, "n": self.n,
                 "seed": self.seed, "batch_size": self.batch_size}
 
     def title(self) -> str:
-        return f"{self.attack.label} {self.norm} eps {format_eps(self.eps)} on {self.model}/{self.dataset}"
+        defense = "" if self.defense == "none" else f" + {self.defense} ({self.evaluation})"
+        return f"{self.attack.label} {self.norm} eps {format_eps(self.eps)} on {self.model}/{self.dataset}{defense}"
 
 
 def cache_key(payload: dict[str, Any]) -> str:

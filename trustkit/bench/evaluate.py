@@ -48,9 +48,13 @@ def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, dev
 
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: Predictions, *,
                batch_size: int, device: torch.device, gallery_index: torch.Tensor | None = None,
-               bar: ProgressTask | None = None, unbounded: dict[int, torch.Tensor] | None = None) -> AttackOutcome:
+               bar: ProgressTask | None = None, unbounded: dict[int, torch.Tensor] | None = None,
+               attack_model: nn.Module | None = None) -> AttackOutcome:
     """Attack every sample the model classifies correctly (a misclassified one is already an adversarial
     example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU.
+
+    ``attack_model`` is what the attacker differentiates (default ``model``): the undefended model for a
+    naive attack on a defense, its BPDA/EOT view for an adaptive one. Predictions always use ``model``.
 
     For minimum-norm attacks, ``unbounded`` caches their eps-free search per batch: the first cell of an eps
     grid pays for it, later cells only project it onto their ball.
@@ -59,6 +63,7 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     x_adv = x.clone()
     targets = attacked.nonzero().squeeze(1)
     broken = torch.full((len(x),), -1, dtype=torch.long)
+    attack_model = model if attack_model is None else attack_model
     reuse = unbounded is not None and attack.minimum_norm
     started = time.perf_counter()
     for start in range(0, len(targets), batch_size):
@@ -66,10 +71,10 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
         xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
         if reuse:
             if start not in unbounded:
-                unbounded[start] = attack.find_unbounded(model, xb, yb).to("cpu")
+                unbounded[start] = attack.find_unbounded(attack_model, xb, yb).to("cpu")
             x_adv[index] = attack.threat.project_strict(unbounded[start].to(device), xb).to("cpu")
         else:
-            x_adv[index] = attack(model, xb, yb).to("cpu")
+            x_adv[index] = attack(attack_model, xb, yb).to("cpu")
         members = getattr(attack, "last_broken_by", None)
         if members is not None and len(members) == len(index):
             broken[index] = members

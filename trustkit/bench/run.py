@@ -23,24 +23,25 @@ from trustkit.report.metadata import environment
 from trustkit.runtime import device_description, select_device
 from trustkit.sanity import Check, run_checks
 
-RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "attack", "engine", "access", "norm", "eps", "seed", "n",
+RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
                   "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds",
                   "broken_by"]
-PER_CLASS_COLUMNS = ["model", "dataset", "defense", "attack", "engine", "norm", "eps", "class_index", "class_name",
+PER_CLASS_COLUMNS = ["model", "dataset", "defense", "evaluation", "attack", "engine", "norm", "eps", "class_index", "class_name",
                      "n", "clean_accuracy", "robust_accuracy"]
 
 
 @dataclass
 class BenchConfig:
-    """One ``bench`` run: attacks × epsilons on one model and data set.
+    """One ``bench`` run: attacks × epsilons on one or more models (comma-separated) and one data set.
 
     ``attacks`` are registry names or ``art:ClassName``; ``engine="art"`` runs registry names with ART's
     implementation. ``eps`` None means the data set's default grid for ``norm``; ``n`` None means the data
     set's default sample count (capped at the test split). ``attack_params`` go to every attack that takes
     them (e.g. steps); ``strict_params`` too, but each must be taken by at least one attack.
     ``probes`` runs the model sanity probes (unbounded attack, gradients, outputs) on 100 images;
-    ``use_cache`` reuses finished cells from ``$TRUSTKIT_HOME/cells``.
+    ``use_cache`` reuses finished cells from ``$TRUSTKIT_HOME/cells``. ``defenses`` (e.g. ``["none", "jpeg"]``)
+    wraps the model in input defenses, each attacked naive and adaptive (BPDA/EOT).
     """
 
     attacks: list[str]
@@ -61,6 +62,7 @@ class BenchConfig:
     probes: bool = True
     use_cache: bool = True
     jobs: int = 1
+    defenses: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,14 +105,33 @@ def build_attacks(names: list[str], engine: str, params: dict[str, Any], strict:
     return specs
 
 
+def defense_cells(defenses: list[str]) -> list[tuple[str, str]]:
+    """``(defense description, evaluation)`` pairs: "none" is evaluated as is, every defense naive and adaptive."""
+    from trustkit.defenses import make_defense
+
+    pairs = []
+    for name in defenses or ["none"]:
+        if name == "none":
+            pairs.append(("none", "standard"))
+        else:
+            described = make_defense(name).describe()
+            pairs += [(described, "naive"), (described, "adaptive")]
+    return list(dict.fromkeys(pairs))
+
+
 def _cells(config: BenchConfig) -> list[Cell]:
     spec = get_spec(config.dataset)
     check_run_options(config.n, config.batch_size, config.jobs, config.device)
     eps_grid = sorted({parse_eps(e) for e in config.eps}) if config.eps else list(spec.eps_grid(config.norm))
     attacks = build_attacks(config.attacks, config.engine, config.attack_params, config.strict_params, config.norm,
                             eps_grid, config.batch_size)
-    return [Cell(config.model if isinstance(config.model, str) else "model", spec.name, attack, config.norm, eps,
-                 config.n, config.seed, config.batch_size) for attack in attacks for eps in eps_grid]
+    models = [m.strip() for m in config.model.split(",") if m.strip()] if isinstance(config.model, str) else ["model"]
+    if not models:
+        raise InvalidArgumentError("no model given; name one, e.g. --model cnn")
+    return [Cell(model, spec.name, attack, config.norm, eps, config.n, config.seed, config.batch_size, defense,
+                 evaluation=evaluation)
+            for model in models for defense, evaluation in defense_cells(config.defenses)
+            for attack in attacks for eps in eps_grid]
 
 
 def safe_name(text: str) -> str:
@@ -129,7 +150,8 @@ def new_run_id(label: str, out: Path) -> str:
 def frames(output: RunOutput) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tidy results frame and the per-class frame of a run, in cell order."""
     results = pd.DataFrame([r.row for r in output.results], columns=RESULT_COLUMNS)
-    per_class = pd.DataFrame([{**{k: r.row[k] for k in ("model", "dataset", "defense", "attack", "engine", "norm", "eps")},
+    per_class = pd.DataFrame([{**{k: r.row[k] for k in ("model", "dataset", "defense", "evaluation", "attack", "engine",
+                                                         "norm", "eps")},
                                **p} for r in output.results for p in r.per_class], columns=PER_CLASS_COLUMNS)
     return results, per_class
 
@@ -150,8 +172,8 @@ def write_run(out: Path, label: str, output: RunOutput, config: dict[str, Any], 
         "models": [{k: v for k, v in info.items()} for info in output.models.values()],
         "attacks": [{"cell": r.cell.title(), **r.attack_params} for r in output.results],
         "sanity_checks": [c.to_dict() for c in checks],
-        "model_probes": {info["name"] + "/" + str(group[1]): [c.to_dict() for c in output.probes.get(group, [])]
-                         for group, info in output.models.items()},
+        "model_probes": {info["name"] + "/" + str(group[1]) + ("" if group[2] == "none" else f" + {group[2]}"):
+                         [c.to_dict() for c in output.probes.get(group, [])] for group, info in output.models.items()},
         "cells": {"total": len(output.results), "computed": output.computed,
                   "from_cache": len(output.results) - output.computed},
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -162,7 +184,9 @@ def write_run(out: Path, label: str, output: RunOutput, config: dict[str, Any], 
         per_class.to_csv(tmp / "per_class.csv", index=False)
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
         write_bench_report(tmp / "report.html", output=output, results=results, checks=checks, run_info=run_info)
-    probes = [c for group_probes in output.probes.values() for c in group_probes]
+    probes = [Check(f"{output.models[group]['name']}/{group[1]}" + ("" if group[2] == "none" else f" + {group[2]}")
+                    + f": {c.name}", c.status, c.detail, c.anchor)
+              for group, group_probes in output.probes.items() for c in group_probes]
     return BenchResult(out / run_id, results, per_class, checks + probes, run_info)
 
 
@@ -175,11 +199,11 @@ def run_bench(config: BenchConfig, *, model: Any = None) -> BenchResult:
     output = run_cells(cells, device=config.device, data_root=config.data_root, download=config.download,
                        jobs=config.jobs, cache=CellCache(enabled=config.use_cache and model is None),
                        probes=config.probes, description=f"bench on {config.model}", model=model)
-    name = output.results[0].row["model"]
+    name = ", ".join(dict.fromkeys(r.row["model"] for r in output.results))
     attacks = list(dict.fromkeys(c.attack.name for c in cells))
     settings = {**asdict(config), "eps": sorted({c.eps for c in cells}), "attacks": attacks}
-    return write_run(Path(config.out), f"{'+'.join(a.replace('art:', 'art-') for a in attacks)[:60]}-{name}-"
-                     f"{cells[0].dataset}", output, settings,
+    return write_run(Path(config.out), f"{'+'.join(a.replace('art:', 'art-') for a in attacks)[:60]}-"
+                     f"{name.replace(', ', '+')[:60]}-{cells[0].dataset}", output, settings,
                      title=f"How far can you trust {name} on {cells[0].dataset}?",
                      subtitle=f"Robustness report · {', '.join(attacks)} · {output.models[cells[0].group]['n']} test images",
                      timings={"total": time.perf_counter() - started})

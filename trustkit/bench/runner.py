@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 import torch
@@ -30,6 +30,8 @@ class GroupContext:
     clean: Predictions
     gallery_index: torch.Tensor
     fingerprint: str | None
+    base: torch.nn.Module | None = None  # the undefended model when the group has a defense
+    defense: Any = None
     unbounded: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)  # minimum-norm search results
 
 
@@ -47,22 +49,56 @@ def build_context(cell: Cell, device: torch.device, data_root: str | None, downl
                            download=download)
     test_set = load_dataset(spec.name, "test", data_root, download)
     x, y = test_set.tensors(subset(len(test_set), cell.n, spec.default_n, cell.seed))
+    base, defense = None, None
+    if cell.defense != "none":
+        from trustkit.defenses import DefendedModel, make_defense
+
+        base, defense = loaded.module, make_defense(cell.defense)
+        loaded = LoadedModel(DefendedModel(base, defense).eval(), loaded.name, loaded.source, loaded.metadata)
+    seed_everything(cell.seed)  # randomised defenses: clean predictions are reproducible too
     clean = clean_predictions(loaded.module, x, batch_size=cell.batch_size, device=device)
     gallery_index = (clean.label == y).nonzero().squeeze(1)[:GALLERY_SIZE]
     fingerprint = model_fingerprint(loaded.source) if model is None else None
-    return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint)
+    return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint, base, defense)
+
+
+def attacker_view(ctx: GroupContext, cell: Cell) -> torch.nn.Module:
+    """The model the attacker differentiates: the deployed one, the undefended one (naive) or the BPDA/EOT
+    view of the defended one (adaptive)."""
+    if cell.evaluation == "naive":
+        return ctx.base
+    if cell.evaluation == "adaptive":
+        from trustkit.defenses import AdaptiveView
+
+        return AdaptiveView(ctx.base, ctx.defense).eval()
+    return ctx.loaded.module
+
+
+def _transfer_like(ctx: GroupContext, cell: Cell) -> bool:
+    """True when the model attacked differs from the model judged: naive defense evaluation, or EOT."""
+    return cell.evaluation == "naive" or (cell.evaluation == "adaptive" and ctx.defense.randomized)
+
+
+def evaluation_label(ctx: GroupContext, cell: Cell) -> str:
+    if cell.evaluation == "adaptive":
+        return f"adaptive ({ctx.defense.adaptive_method})"
+    return cell.evaluation
 
 
 def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: ProgressTask | None = None) -> CellResult:
     """Run one cell on a prepared group context."""
     seed_everything(cell.seed)
     attack = cell.attack.build(cell.eps, cell.norm, cell.batch_size)
-    search_key = f"{cell.attack.describe()}|{cell.norm}"
+    if _transfer_like(ctx, cell) and hasattr(attack, "early_stop"):
+        # the attacker's model is not the one that is judged: stopping at its first fooling iterate would
+        # hand over points that barely cross *its* boundary, so run every step (the textbook last iterate)
+        attack.early_stop = False
+    search_key = f"{cell.attack.describe()}|{cell.norm}|{cell.evaluation}"
     outcome = run_attack(ctx.loaded.module, attack, ctx.x, ctx.y, ctx.clean, batch_size=cell.batch_size,
                          device=device, gallery_index=ctx.gallery_index, bar=bar,
-                         unbounded=ctx.unbounded.setdefault(search_key, {}))
+                         unbounded=ctx.unbounded.setdefault(search_key, {}), attack_model=attacker_view(ctx, cell))
     row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
-           "attack": cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
+           "evaluation": evaluation_label(ctx, cell), "attack": cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
            "seed": cell.seed, "queries": float("nan"), **summarize(outcome, ctx.y, ctx.clean)}
     per_class = [{"class_name": ctx.spec.class_names[r["class_index"]], **r}
                  for r in per_class_robust_accuracy(outcome, ctx.y, ctx.clean, ctx.spec.num_classes)]
@@ -102,7 +138,8 @@ def _probe(ctx: GroupContext, cell: Cell, device: torch.device, cache: CellCache
     if stored is not None:
         return [Check(**{k: v for k, v in c.items() if k != "docs"}) for c in stored["checks"]]
     seed_everything(cell.seed)
-    checks = probe_model(ctx.loaded.module, ctx.x, ctx.y, device)
+    adaptive = None if ctx.defense is None else attacker_view(ctx, replace(cell, evaluation="adaptive"))
+    checks = probe_model(ctx.loaded.module, ctx.x, ctx.y, device, gradient_model=adaptive)
     cache.store(key, {"checks": [c.to_dict() for c in checks]})
     return checks
 

@@ -33,7 +33,7 @@ from trustkit.models import MODELS
 from trustkit.yamlspec import Located, SpecError, check_keys, load_yaml
 
 SUITE_KEYS = {"name": True, "description": False, "seed": False, "n": False, "batch_size": False, "models": True,
-              "datasets": True, "threat_models": True, "attacks": True}
+              "datasets": True, "threat_models": True, "attacks": True, "defenses": False}
 ATTACK_KEYS = {"name": True, "engine": False, "params": False}
 THREAT_KEYS = {"norm": True, "eps": True}
 
@@ -55,8 +55,12 @@ class Suite:
     defenses: list[str] = field(default_factory=lambda: ["none"])
 
     def cells(self) -> list[Cell]:
-        return [Cell(model, dataset, attack, norm, eps, self.n, self.seed, self.batch_size, defense, self.name)
-                for dataset in self.datasets for model in self.models for defense in self.defenses
+        from trustkit.bench.run import defense_cells
+
+        return [Cell(model, dataset, attack, norm, eps, self.n, self.seed, self.batch_size, defense, self.name,
+                     evaluation)
+                for dataset in self.datasets for model in self.models
+                for defense, evaluation in defense_cells(self.defenses)
                 for norm, grid in self.threat_models for attack in self.attacks for eps in grid]
 
 
@@ -178,11 +182,21 @@ def parse_suite(text: str, source: str) -> Suite:
     datasets = [_registry_name(i, DATASETS, source, "a data set") for i in _names(value["datasets"], source, "datasets")]
     attacks = [_attack(i, source) for i in _names(value["attacks"], source, "attacks")]
     threats = [_threat(i, source) for i in _names(value["threat_models"], source, "threat_models")]
+    defenses = ["none"]
+    if "defenses" in value:
+        from trustkit.defenses import make_defense
+
+        defenses = []
+        for item in _names(value["defenses"], source, "defenses"):
+            try:
+                defenses.append("none" if item.value == "none" else make_defense(str(item.value)).describe())
+            except TrustkitError as exc:
+                raise SpecError(f"{source}, line {item.line}: {exc}") from None
     description = value.get("description", Located("", root.line)).value or ""
     return Suite(name, source, models, datasets, attacks, threats, str(description),
                  seed=_integer(value.get("seed"), source, "seed", 0, 0),
                  n=_integer(value.get("n"), source, "n", 1, None),
-                 batch_size=_integer(value.get("batch_size"), source, "batch_size", 1, 256))
+                 batch_size=_integer(value.get("batch_size"), source, "batch_size", 1, 256), defenses=defenses)
 
 
 def load_suite(name_or_path: str) -> Suite:

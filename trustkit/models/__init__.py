@@ -6,7 +6,7 @@ from typing import Callable
 from torch import nn
 
 from trustkit.data import DatasetSpec
-from trustkit.models import cnn, mlp, resnet, softmax
+from trustkit.models import cnn, mlp, preact_resnet, resnet, softmax
 from trustkit.models.layers import Normalize, NormalizedClassifier
 from trustkit.registry import Registry
 
@@ -21,6 +21,8 @@ MODELS.add("resnet", resnet.build, summary="ResNet-18, CIFAR stem (3×3, stride 
            aliases=("resnet18", "resnet-18"))
 MODELS.add("resnet20", resnet.build_resnet20, summary="CIFAR ResNet-20 (He et al. 2016), 16-64 channels, 0.27 M "
            "parameters", aliases=("resnet-20",))
+MODELS.add("preact-resnet18", preact_resnet.build, summary="pre-activation ResNet-18, the fast adversarial "
+           "training benchmark model (Wong et al. 2020)", aliases=("preact", "preactresnet18"))
 
 
 def build_model(arch: str, spec: DatasetSpec) -> NormalizedClassifier:

@@ -48,23 +48,29 @@ def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _label(result) -> str:  # noqa: ANN001 - CellResult
+    evaluation = result.row.get("evaluation", "standard")
+    return result.cell.attack.label + ("" if evaluation == "standard" else f" · {evaluation}")
+
+
 def _section(results: list, info: dict[str, Any], probes: list, class_names: tuple[str, ...]) -> dict[str, Any]:
     frame = pd.DataFrame([r.row for r in results])
     rows = _none_for_nan(frame.to_dict("records"))
-    per_class = pd.DataFrame([{**p, "attack": r.cell.attack.label, "norm": r.cell.norm, "eps": r.cell.eps}
+    per_class = pd.DataFrame([{**p, "attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps}
                               for r in results for p in r.per_class])
     heatmaps = []
     for (attack, norm), group in per_class.groupby(["attack", "norm"], sort=False):
         title = f"{attack} ({norm})"
         heatmaps.append({"title": title, "uri": plots.per_class_heatmap(group, class_names, title)})
-    galleries = [{"attack": r.cell.attack.label, "norm": r.cell.norm, "eps": r.cell.eps, "samples": r.gallery,
+    galleries = [{"attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps, "samples": r.gallery,
                   "fooled": sum(g["fooled"] for g in r.gallery)} for r in results]
     breakdowns = _breakdowns(rows)
     worst = frame.loc[frame["robust_accuracy"].idxmin()].to_dict()
     first = results[0].cell
     return {
         "id": f"{info['name']}-{first.dataset}-{first.defense}".replace(" ", "-"),
-        "title": f"{info['name']} on {first.dataset}" + ("" if first.defense == "none" else f" + {first.defense}"),
+        "title": f"{info['name']} on {first.dataset}" + ("" if first.defense == "none" else f" + defense {first.defense}"),
+        "defended": first.defense != "none",
         "model": {"name": info["name"], "source": info["source"], "summary": _model_summary(info)},
         "clean_accuracy": info["clean_accuracy"], "n": info["n"], "worst": worst, "rows": rows,
         "curve": plots.accuracy_vs_eps(frame), "galleries": galleries, "open_gallery": _most_telling(galleries),
@@ -77,7 +83,7 @@ def _section(results: list, info: dict[str, Any], probes: list, class_names: tup
 
 def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     """Per (model, data set, defense, norm, eps): clean accuracy and the worst robust accuracy over attacks."""
-    keys = ["model", "dataset", "defense", "norm", "eps"]
+    keys = ["model", "dataset", "defense", "norm", "eps"]  # the worst case over attacks and evaluations
     worst = results.loc[results.groupby(keys)["robust_accuracy"].idxmin()]
     board = worst[keys + ["clean_accuracy", "robust_accuracy", "attack", "n"]].rename(columns={"attack": "worst_attack"})
     return board.sort_values(["norm", "eps", "robust_accuracy"], ascending=[True, True, False]).reset_index(drop=True)

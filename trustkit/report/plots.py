@@ -35,7 +35,7 @@ def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
     ``bands`` shades the 95% interval where the frame has ``robust_ci_low``/``robust_ci_high``.
     """
     fig, ax = _figure()
-    keys = [k for k in ("model", "dataset", "defense", "attack", "engine", "norm") if k in results.columns]
+    keys = [k for k in ("model", "dataset", "defense", "evaluation", "attack", "engine", "norm") if k in results.columns]
     varying = [k for k in ("model", "dataset", "defense") if k in results.columns and results[k].nunique() > 1]
     for _, group in results.groupby(keys, sort=False):
         ordered = group.sort_values("eps")
@@ -43,7 +43,8 @@ def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
         eps = [0.0, *ordered["eps"]]
         accuracy = [first["clean_accuracy"] * 100, *(ordered["robust_accuracy"] * 100)]
         engine = f", {first['engine']}" if first.get("engine", "trustkit") != "trustkit" else ""
-        label = f"{first['attack']} ({first['norm']}{engine})"
+        evaluation = first.get("evaluation", "standard")
+        label = f"{first['attack']} ({first['norm']}{engine})" + ("" if evaluation in ("standard", None) else f" · {evaluation}")
         if varying:
             label = " / ".join(str(first[k]) for k in varying) + f": {label}"
         line, = ax.plot(eps, accuracy, marker="o", label=label)

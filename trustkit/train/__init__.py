@@ -1,4 +1,4 @@
-"""Train zoo classifiers and store them as checkpoints."""
+"""Train zoo classifiers — clean or adversarially — and store them as checkpoints."""
 from __future__ import annotations
 
 import os
@@ -8,14 +8,18 @@ from typing import Any
 
 from torch import nn
 
+from trustkit.attacks import format_eps
 from trustkit.data import get_spec, load_dataset
 from trustkit.models import MODELS, build_model
 from trustkit.models.store import save_checkpoint, store_path
 from trustkit.runtime import log, prepare_model, seed_everything, select_device
+from trustkit.train import adversarial  # noqa: F401 - registers the adversarial recipes
 from trustkit.train.config import TrainConfig, default_config
+from trustkit.train.distributed import Distributed
 from trustkit.train.fit import TrainHistory, fit
+from trustkit.train.recipes import RECIPES
 
-__all__ = ["TrainConfig", "TrainedModel", "default_config", "fit", "store_name", "train_model"]
+__all__ = ["RECIPES", "TrainConfig", "TrainedModel", "default_config", "fit", "store_name", "train_model"]
 
 
 @dataclass
@@ -23,38 +27,46 @@ class TrainedModel:
     """A freshly trained model, where it was saved, its metadata and per-epoch history."""
 
     model: nn.Module
-    path: Path
+    path: Path | None
     metadata: dict[str, Any]
     history: TrainHistory
 
 
-def store_name(arch: str, dataset: str, recipe: str = "clean") -> str:
-    """Store entry of a zoo model: ``cnn-digits``, or ``cnn-mnist-<recipe>`` for other recipes."""
+def store_name(arch: str, dataset: str, recipe: str = "clean", eps: float = 0.0) -> str:
+    """Store entry of a zoo model: ``cnn-digits``; adversarially trained ``cnn-mnist-fgsm-rs-eps0.3``."""
     base = f"{MODELS.canonical(arch)}-{get_spec(dataset).name}"
-    return base if recipe == "clean" else f"{base}-{recipe}"
+    if recipe == "clean":
+        return base
+    return f"{base}-{RECIPES.canonical(recipe)}-eps{format_eps(eps).replace('/', '-')}"
 
 
 def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | None = None, seed: int = 0,
                 device: str = "auto", data_root: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, announce: str | None = None, download: bool = False,
-                **overrides: Any) -> TrainedModel:
+                recipe: str = "clean", **overrides: Any) -> TrainedModel:
     """Train zoo model ``arch`` on ``dataset`` and save it (default: the store entry ``bench`` uses).
 
-    ``overrides`` (epochs, batch_size, lr, ...) replace fields of the default :class:`TrainConfig`;
-    ``announce`` is logged once the data has loaded (so a missing data set fails with one clean line).
+    ``recipe`` picks the training loss ("clean", "fgsm-rs", "pgd", "trades"); ``overrides`` (epochs,
+    batch_size, lr, eps, alpha, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
+    logged once the data has loaded (so a missing data set fails with one clean line). Under torchrun the
+    processes share the work and rank 0 saves.
     """
     arch = MODELS.canonical(arch)
     spec = get_spec(dataset)
-    config = (config or default_config(arch, spec.name)).with_overrides(**overrides)
-    torch_device = select_device(device)
+    recipe = RECIPES.canonical(recipe)
+    config = (config or default_config(arch, spec.name, recipe)).with_overrides(**overrides)
+    RECIPES.get(config.recipe)(config)  # validates eps/alpha/steps before any data is loaded
+    distributed = Distributed.from_environment()
+    torch_device = distributed.device(select_device(device))
     train_set = load_dataset(spec.name, "train", data_root, download)
     test_set = load_dataset(spec.name, "test", data_root)
-    if announce:
+    if announce and distributed.is_main:
         log(announce)
     seed_everything(seed)
     model = prepare_model(build_model(arch, spec), torch_device)
     history = fit(model, train_set, config, device=torch_device, seed=seed, test_set=test_set,
-                  augment=spec.augment, description=f"train {arch} on {spec.name}")
+                  augment=spec.augment, description=f"train {arch} ({config.recipe}) on {spec.name}",
+                  distributed=distributed)
     metadata = {
         "arch": arch,
         "dataset": spec.name,
@@ -65,11 +77,17 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
         "recipe": config.to_dict(),
         "seed": seed,
         "metrics": {"clean_accuracy": history.final_accuracy, "train_seconds": round(history.seconds, 2),
-                    "device": str(torch_device)},
+                    "device": str(torch_device), "processes": distributed.world_size,
+                    "best_epoch": history.best_epoch, "catastrophic_overfitting_at": history.collapsed_at},
         "history": history.epochs,
     }
-    path = Path(out) if out else store_path(store_name(arch, spec.name, config.recipe))
-    path = save_checkpoint(model, metadata, path)
-    log(f"trained {arch} on {spec.name}: test accuracy {history.final_accuracy:.2%} "
-        f"in {history.seconds:.1f} s -> {path}")
+    path = None
+    if distributed.is_main:
+        path = Path(out) if out else store_path(store_name(arch, spec.name, config.recipe, config.eps))
+        path = save_checkpoint(model, metadata, path)
+        kept = f", kept epoch {history.best_epoch} (best validation PGD)" if history.best_epoch else ""
+        log(f"trained {arch} ({config.recipe}) on {spec.name}: test accuracy {history.final_accuracy:.2%} "
+            f"in {history.seconds:.1f} s{kept} -> {path}")
+    distributed.barrier()
+    distributed.close()
     return TrainedModel(model.eval(), path, metadata, history)

@@ -1,6 +1,13 @@
-"""The fit loop: shuffled mini-batches straight from in-memory tensors, one-cycle LR, progress bar."""
+"""The fit loop: shuffled mini-batches straight from in-memory tensors, one-cycle LR, progress bar.
+
+Adversarial recipes hold out a validation batch and keep the epoch with the best PGD accuracy on it, so a
+run that overfits catastrophically (robustness collapsing within an epoch, a known failure of FGSM
+training) ends with its last good weights. Under ``torchrun`` each process trains on its shard of every
+epoch's permutation inside DistributedDataParallel.
+"""
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -10,20 +17,27 @@ from torch import nn
 from trustkit.data import ImageDataset
 from trustkit.data.base import to_unit_float
 from trustkit.models.inference import accuracy
-from trustkit.runtime import autocast, progress
+from trustkit.runtime import autocast, log, progress
 from trustkit.train.config import TrainConfig
+from trustkit.train.distributed import Distributed
 from trustkit.train.recipes import RECIPES
+
+COLLAPSE = 0.5  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting
 
 
 @dataclass
 class TrainHistory:
-    """Per-epoch records: mean training loss, test accuracy (fraction) and wall seconds."""
+    """Per-epoch records: mean training loss, test accuracy (fraction), validation clean/PGD accuracy of
+    adversarial recipes, wall seconds; ``best_epoch`` is the epoch whose weights were kept (1-based)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    collapsed_at: int | None = None
 
     @property
     def final_accuracy(self) -> float | None:
-        return self.epochs[-1].get("test_accuracy") if self.epochs else None
+        record = self.epochs[self.best_epoch - 1] if self.best_epoch else (self.epochs[-1] if self.epochs else {})
+        return record.get("test_accuracy")
 
     @property
     def seconds(self) -> float:
@@ -52,25 +66,59 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=config.weight_decay)
 
 
+def validation_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, held-out indices): a seeded draw of ``size`` images (at most 10% of ``n``)."""
+    size = min(size, n // 10)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    return order[size:].sort().values, order[:size].sort().values
+
+
+def _pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, device: torch.device) -> float:
+    from trustkit.attacks import PGD
+
+    model.eval()
+    x, y = x.to(device), y.to(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # the same random starts every epoch; training's RNG untouched
+        torch.manual_seed(0)
+        x_adv = PGD(eps, steps=10)(model, x, y)
+    with torch.no_grad():
+        return (model(x_adv).argmax(1) == y).float().mean().item()
+
+
 def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, device: torch.device,
         seed: int = 0, test_set: ImageDataset | None = None, augment: str = "none",
-        description: str = "train") -> TrainHistory:
-    """Train ``model`` in place on ``train_set``; evaluates ``test_set`` accuracy after every epoch."""
+        description: str = "train", distributed: Distributed | None = None) -> TrainHistory:
+    """Train ``model`` in place on ``train_set``; evaluates ``test_set`` accuracy after every epoch.
+
+    Adversarial recipes (``config.recipe != "clean"``) train on all but ``config.validation_size`` images and
+    end with the weights of the epoch with the best PGD-10 accuracy on those held out.
+    """
+    distributed = distributed or Distributed.single()
     generator = torch.Generator().manual_seed(seed)
+    adversarial = config.recipe != "clean"
+    train_index = torch.arange(len(train_set))
+    if adversarial:
+        train_index, held_out = validation_split(len(train_set), config.validation_size, seed)
+        x_val, y_val = train_set.tensors(held_out)
     loss_fn = RECIPES.get(config.recipe)(config)
+    trained = distributed.wrap(model)
+    step_model = torch.compile(trained) if config.compile else trained
     optimizer = _optimizer(model, config)
-    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    steps_per_epoch = -(-len(distributed.shard(train_index)) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, epochs=config.epochs,
                                                    steps_per_epoch=steps_per_epoch)
     images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     labels = train_set.labels
     channels_last = device.type == "cuda" and images.ndim == 4
     history = TrainHistory()
+    best_score, best_state = -1.0, None
     with progress(description, config.epochs * steps_per_epoch) as bar:
         for epoch in range(config.epochs):
             started = time.perf_counter()
             model.train()
-            order = torch.randperm(len(labels), generator=generator)
+            order = train_index[torch.randperm(len(train_index), generator=generator)]
+            order = distributed.shard(order)
             total_loss = torch.zeros((), device=device)
             for start in range(0, len(order), config.batch_size):
                 index = order[start:start + config.batch_size]
@@ -81,20 +129,36 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(device, config.amp):
-                    loss = loss_fn(model, x, y)
+                    loss = loss_fn(step_model, x, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 total_loss += loss.detach() * len(index)
                 bar.advance()
-            record = {"epoch": epoch + 1, "train_loss": (total_loss / len(order)).item()}
-            if test_set is not None:
-                x_test, y_test = test_set.tensors()
-                record["test_accuracy"] = accuracy(model, x_test, y_test, device=device)
+            record = {"epoch": epoch + 1, "train_loss": distributed.mean(total_loss / max(len(order), 1)).item()}
+            if distributed.is_main:
+                if test_set is not None:
+                    x_test, y_test = test_set.tensors()
+                    record["test_accuracy"] = accuracy(model, x_test, y_test, device=device)
+                if adversarial:
+                    record["val_accuracy"] = accuracy(model, x_val, y_val, device=device)
+                    record["val_pgd_accuracy"] = _pgd_accuracy(model, x_val, y_val, config.eps, device)
+                    if record["val_pgd_accuracy"] > best_score:
+                        best_score, best_state = record["val_pgd_accuracy"], copy.deepcopy(model.state_dict())
+                        history.best_epoch = epoch + 1
+                    elif record["val_pgd_accuracy"] < COLLAPSE * best_score and history.collapsed_at is None:
+                        history.collapsed_at = epoch + 1
+                        log(f"catastrophic overfitting at epoch {epoch + 1}: validation PGD accuracy "
+                            f"{record['val_pgd_accuracy']:.1%} after {best_score:.1%}; keeping epoch {history.best_epoch}")
             record["seconds"] = time.perf_counter() - started
             history.epochs.append(record)
-            bar.note(f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.3f}"
-                     + (f" acc {record['test_accuracy']:.1%}" if "test_accuracy" in record else ""))
+            note = f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.3f}"
+            note += f" acc {record['test_accuracy']:.1%}" if "test_accuracy" in record else ""
+            note += f" val-pgd {record['val_pgd_accuracy']:.1%}" if "val_pgd_accuracy" in record else ""
+            bar.note(note)
+            distributed.barrier()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return history

@@ -1,0 +1,90 @@
+"""Adversarial training recipes, the catastrophic-overfitting guard, data-parallel training under torchrun."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from trustkit.attacks import PGD
+from trustkit.data import get_spec, load_dataset
+from trustkit.errors import InvalidArgumentError
+from trustkit.models import build_model
+from trustkit.train import RECIPES, TrainConfig, fit, store_name, train_model
+from trustkit.train.fit import validation_split
+
+
+def robust_accuracy(model, eps, n=200):
+    x, y = load_dataset("digits").tensors(torch.arange(n))
+    torch.manual_seed(0)
+    x_adv = PGD(eps, steps=20)(model, x, y)
+    with torch.no_grad():
+        return (model(x_adv).argmax(1) == y).float().mean().item()
+
+
+def test_recipes_are_registered_and_validate():
+    assert {"clean", "fgsm-rs", "pgd", "trades"} <= set(RECIPES)
+    with pytest.raises(InvalidArgumentError, match="needs --eps"):
+        RECIPES.get("fgsm-rs")(TrainConfig(recipe="fgsm-rs", eps=0.0))
+    with pytest.raises(InvalidArgumentError, match="alpha"):
+        RECIPES.get("pgd")(TrainConfig(recipe="pgd", eps=0.1, alpha=-1))
+    assert store_name("cnn", "mnist", "fgsm-rs", 0.3) == "cnn-mnist-fgsm-rs-eps0.3"
+    assert store_name("cnn", "cifar10", "pgd", 8 / 255) == "cnn-cifar10-pgd-eps8-255"
+
+
+def test_validation_split_is_disjoint_and_seeded():
+    train, held = validation_split(1000, 512, 0)
+    assert len(held) == 100 and len(train) == 900 and not set(train.tolist()) & set(held.tolist())
+    assert torch.equal(held, validation_split(1000, 512, 0)[1])
+
+
+@pytest.mark.parametrize("recipe", ["fgsm-rs", "pgd", "trades"])
+def test_adversarial_training_buys_robustness(tmp_path, digits_cnn, recipe):
+    eps = 0.15
+    result = train_model("cnn", "digits", recipe=recipe, eps=eps, epochs=12, attack_steps=3,
+                         out=tmp_path / f"{recipe}.safetensors")
+    meta = json.loads((tmp_path / f"{recipe}.json").read_text())
+    assert meta["recipe"]["recipe"] == recipe and meta["recipe"]["eps"] == eps
+    assert result.history.best_epoch is not None and all("val_pgd_accuracy" in e for e in result.history.epochs)
+    assert result.history.final_accuracy > 0.85
+    assert robust_accuracy(result.model, eps) > robust_accuracy(digits_cnn, eps) + 0.2
+
+
+def test_guard_keeps_the_best_epoch():
+    """A schedule that collapses robustness late must end with the weights of the best validation epoch."""
+    spec = get_spec("digits")
+    torch.manual_seed(0)
+    model = build_model("cnn", spec)
+    config = TrainConfig(recipe="fgsm-rs", eps=0.3, alpha=0.6, epochs=6, batch_size=64, lr=0.05)
+    history = fit(model, load_dataset("digits", "train"), config, device=torch.device("cpu"), seed=0)
+    scores = [e["val_pgd_accuracy"] for e in history.epochs]
+    assert history.best_epoch == 1 + scores.index(max(scores))
+    _, held = validation_split(1437, 512, 0)
+    x, y = load_dataset("digits", "train").tensors(held)
+    from trustkit.train.fit import _pgd_accuracy
+
+    assert _pgd_accuracy(model, x, y, 0.3, torch.device("cpu")) == pytest.approx(max(scores))
+
+
+def test_train_cli_needs_eps_for_adversarial(capsys):
+    from trustkit.cli import run
+
+    assert run(["train", "--model", "cnn", "--adv", "fgsm-rs"]) == 2
+    assert "needs a budget" in capsys.readouterr().err
+    assert run(["train", "--model", "cnn", "--adv", "madness", "--eps", "0.1"]) == 2
+    assert "unknown training recipe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_torchrun_data_parallel_training(tmp_path, processes):
+    """The DistributedDataParallel path under torchrun (gloo on CPU): one process, and two sharing the data."""
+    target = tmp_path / "ddp.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={processes}", "-m", "trustkit", "-q", "train", "--model", "softmax",
+                           "--epochs", "5", "--out", str(target)], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = json.loads(target.with_suffix(".json").read_text())
+    assert meta["metrics"]["processes"] == processes
+    assert meta["metrics"]["clean_accuracy"] > 0.85

@@ -1,0 +1,107 @@
+"""Adversarial training losses: FGSM with random start (Wong et al. 2020), PGD (Madry et al. 2018) and
+TRADES (Zhang et al. 2019). Each crafts its examples with the model as it trains (train mode, as in the
+papers' code), taking gradients w.r.t. the perturbation only."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trustkit.errors import InvalidArgumentError
+from trustkit.train.config import TrainConfig
+from trustkit.train.recipes import RECIPES, LossFn
+
+
+def _check(config: TrainConfig) -> None:
+    if not 0 < config.eps <= 1:
+        raise InvalidArgumentError(f"adversarial training '{config.recipe}' needs --eps in (0, 1], got {config.eps}")
+    if config.alpha is not None and config.alpha <= 0:
+        raise InvalidArgumentError(f"--alpha must be > 0, got {config.alpha}")
+    if config.attack_steps < 1:
+        raise InvalidArgumentError(f"--attack-steps must be >= 1, got {config.attack_steps}")
+
+
+def _project(delta: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Clamp the perturbation to the linf ball and keep x + delta inside [0, 1]."""
+    delta = delta.clamp(-eps, eps)
+    return (x + delta).clamp(0, 1) - x
+
+
+def _ascend(model: nn.Module, x: torch.Tensor, delta: torch.Tensor, target: torch.Tensor, alpha: float, eps: float,
+            steps: int, objective) -> torch.Tensor:  # noqa: ANN001 - objective(logits, target) -> scalar
+    """``steps`` signed-gradient steps of size ``alpha`` on ``objective`` from ``delta`` (linf ball eps)."""
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(model(x + delta), target), delta)
+        delta = _project(delta.detach() + alpha * grad.sign(), x, eps)
+    return delta.detach()
+
+
+def attack_view(model: nn.Module) -> nn.Module:
+    """The module to craft examples with: DDP's wrapped module (its forward expects a gradient sync)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _cross_entropy_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), y, reduction="sum")
+
+
+def fgsm_rs(config: TrainConfig) -> LossFn:
+    """One FGSM step of size alpha (default 1.25·eps) from a uniform random start in the eps-ball."""
+    _check(config)
+    eps, alpha = config.eps, config.alpha if config.alpha is not None else 1.25 * config.eps
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        delta = _project(torch.empty_like(x).uniform_(-eps, eps), x, eps)
+        delta = _ascend(attack_view(model), x, delta, y, alpha, eps, 1, _cross_entropy_sum)
+        return F.cross_entropy(model(x + delta), y)
+
+    return loss
+
+
+def pgd(config: TrainConfig) -> LossFn:
+    """PGD-k (default k = 10, alpha = 2.5·eps/k) from a random start; the loss on the last iterate."""
+    _check(config)
+    eps, steps = config.eps, config.attack_steps
+    alpha = config.alpha if config.alpha is not None else 2.5 * eps / steps
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        delta = _project(torch.empty_like(x).uniform_(-eps, eps), x, eps)
+        delta = _ascend(attack_view(model), x, delta, y, alpha, eps, steps, _cross_entropy_sum)
+        return F.cross_entropy(model(x + delta), y)
+
+    return loss
+
+
+def trades(config: TrainConfig) -> LossFn:
+    """CE(f(x), y) + beta · KL(f(x) ‖ f(x')), with x' maximising the KL by PGD (eval mode, as TRADES does)."""
+    _check(config)
+    eps, steps, beta = config.eps, config.attack_steps, config.beta
+    alpha = config.alpha if config.alpha is not None else 2.5 * eps / steps
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        crafter = attack_view(model)
+        crafter.eval()
+        with torch.no_grad():
+            natural = F.softmax(crafter(x).float(), dim=1)
+
+        def kl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return F.kl_div(F.log_softmax(logits.float(), dim=1), target, reduction="sum")
+
+        delta = _project(0.001 * torch.randn_like(x), x, eps)
+        delta = _ascend(crafter, x, delta, natural, alpha, eps, steps, kl)
+        crafter.train()
+        logits = model(x)
+        robust = F.kl_div(F.log_softmax(model(x + delta).float(), dim=1), F.softmax(logits.float(), dim=1),
+                          reduction="batchmean")
+        return F.cross_entropy(logits, y) + beta * robust
+
+    return loss
+
+
+RECIPES.add("fgsm-rs", fgsm_rs, summary="FGSM from a random start, alpha 1.25·eps (Wong et al. 2020, 'fast AT')",
+            aliases=("fast", "fgsm"))
+RECIPES.add("pgd", pgd, summary="PGD-10 adversarial training (Madry et al. 2018)", aliases=("madry",))
+RECIPES.add("trades", trades, summary="TRADES: CE + beta·KL to the adversarial prediction (Zhang et al. 2019)")
