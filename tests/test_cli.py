@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -11,25 +10,12 @@ import torch
 
 from trustkit.cli import run
 
+from tests.helpers import HtmlCollector as _Collector, run_cli
+
 REQUIRED_COLUMNS = {"model", "dataset", "attack", "norm", "eps", "n", "clean_accuracy", "robust_accuracy",
                     "success_rate", "mean_linf", "mean_l2", "seconds"}
 
 
-class _Collector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.sources: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.sources += [v for k, v in attrs if k in ("src", "href") and v]
-
-
-def run_cli(capsys, *args):
-    code = run(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_bench_end_to_end_writes_parseable_reports(tmp_path, capsys, digits_cnn):

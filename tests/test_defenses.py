@@ -43,7 +43,7 @@ def test_jpeg_round_trip_is_close_and_in_range():
 
 
 def test_bpda_passes_identity_gradient_through_quantisation(digits_cnn, digits_test):
-    x, y = digits_test[0][:8], digits_test[1][:8]
+    x = digits_test[0][:8]
     defense = make_defense("bitdepth:bits=2")
     deployed, view = DefendedModel(digits_cnn, defense), AdaptiveView(digits_cnn, defense)
     with torch.no_grad():

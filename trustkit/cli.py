@@ -309,6 +309,7 @@ def _registry(kind: str):  # noqa: ANN202
     return DATASETS
 
 
+from trustkit.generative.cli import gen; main.add_command(gen)  # noqa: E402,E702 - the `trustkit gen` group
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to one line and an exit code."""

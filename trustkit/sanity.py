@@ -55,7 +55,7 @@ def robust_accuracy_monotone(results: pd.DataFrame) -> list[Check]:
     if results.empty or results.groupby(_keys(results, CURVE_KEYS))["eps"].nunique().max() < 2:
         return [Check(name, "skipped", "needs at least two epsilons for one attack", anchor)]
     problems = []
-    for key, group in results.groupby(_keys(results, CURVE_KEYS), sort=False):
+    for _, group in results.groupby(_keys(results, CURVE_KEYS), sort=False):
         label = f"{group['attack'].iloc[0]} ({group['norm'].iloc[0]}) on {group['model'].iloc[0]}"
         previous = None
         for row in group.sort_values("eps").itertuples():

@@ -153,7 +153,8 @@ class APGD(Attack):
                 break
             xs, ys, ts = x[remaining], y[remaining], ranking[remaining, rank]
             x_new, fooled_new, value_new = best_of_restarts(
-                lambda rows: self.run_once(model, xs[rows], ys[rows], target=ts[rows]), len(xs), self.restarts,
+                lambda rows, xs=xs, ys=ys, ts=ts: self.run_once(model, xs[rows], ys[rows], target=ts[rows]), len(xs),
+                self.restarts,
                 x.device)
             better = fooled_new | (value_new > value[remaining])
             chosen = remaining[better]

@@ -1,9 +1,9 @@
-"""Data-set registry and loaders. Images are always float tensors in [0, 1], N×C×H×W."""
+"""Data-set registry and loaders. Samples come out as float tensors in [0, 1], N×C×H×W (stored as uint8 or float)."""
 from __future__ import annotations
 
 import os
 
-from trustkit.data import cifar10, digits, mnist
+from trustkit.data import cifar10, digits, faces, mnist
 from trustkit.data.base import SPLITS, DatasetSpec, ImageDataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.paths import data_roots
@@ -13,6 +13,7 @@ DATASETS: Registry[DatasetSpec] = Registry("data set")
 DATASETS.add("digits", digits.SPEC, summary=digits.SPEC.summary, aliases=("sklearn-digits",))
 DATASETS.add("mnist", mnist.SPEC, summary=mnist.SPEC.summary)
 DATASETS.add("cifar10", cifar10.SPEC, summary=cifar10.SPEC.summary, aliases=("cifar-10", "cifar"))
+DATASETS.add("faces", faces.SPEC, summary=faces.SPEC.summary, aliases=("utkface", "faces-utk64"))
 
 DEFAULT_DATASET = "digits"
 

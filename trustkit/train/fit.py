@@ -22,7 +22,8 @@ from trustkit.train.config import TrainConfig
 from trustkit.train.distributed import Distributed
 from trustkit.train.recipes import RECIPES
 
-COLLAPSE = 0.5  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting
+COLLAPSE = 0.5  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting ...
+ESTABLISHED = 0.2  # ... once the best so far shows real robustness (early epochs fluctuate near zero)
 
 
 @dataclass
@@ -147,10 +148,12 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                     if record["val_pgd_accuracy"] > best_score:
                         best_score, best_state = record["val_pgd_accuracy"], copy.deepcopy(model.state_dict())
                         history.best_epoch = epoch + 1
-                    elif record["val_pgd_accuracy"] < COLLAPSE * best_score and history.collapsed_at is None:
+                    elif (record["val_pgd_accuracy"] < COLLAPSE * best_score and best_score >= ESTABLISHED
+                          and history.collapsed_at is None):
                         history.collapsed_at = epoch + 1
                         log(f"catastrophic overfitting at epoch {epoch + 1}: validation PGD accuracy "
-                            f"{record['val_pgd_accuracy']:.1%} after {best_score:.1%}; keeping epoch {history.best_epoch}")
+                            f"{record['val_pgd_accuracy']:.1%} after {best_score:.1%} (best so far: epoch "
+                            f"{history.best_epoch}, whose weights are kept unless a later epoch beats it)")
             record["seconds"] = time.perf_counter() - started
             history.epochs.append(record)
             note = f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.3f}"
