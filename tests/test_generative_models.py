@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_family_is_registered():
-    assert set(ALL) == {"ae", "conv-ae", "vae", "conv-vae", "beta-vae", "cvae", "dcgan", "cgan", "acgan", "wgan-gp"}
+    assert set(ALL) == {"ae", "conv-ae", "vae", "conv-vae", "beta-vae", "cvae", "dcgan", "dcgan-resize", "cgan", "acgan", "wgan-gp"}
     with pytest.raises(UnknownNameError, match="did you mean 'dcgan'"):
         GENERATIVE_MODELS.get("dcgna")
 
@@ -240,3 +240,15 @@ def test_bad_checkpoints_are_refused(tmp_path, digits_cnn, trustkit_home):
     path = save_generator(model, {"arch": "dcgan", "dataset": "digits", "options": {"width": 8}}, tmp_path / "m")
     with pytest.raises(CheckpointError, match="does not match"):
         load_generator(path)
+
+
+def test_resize_dcgan_replaces_the_last_transposed_conv():
+    from trustkit.data import get_spec
+    from trustkit.generative import build_generative
+
+    plain = build_generative("dcgan", get_spec("faces")).generator
+    resized = build_generative("dcgan-resize", get_spec("faces")).generator
+    kinds = lambda net: [type(m).__name__ for m in net.modules() if len(list(m.children())) == 0]  # noqa: E731
+    assert kinds(plain)[-2] == "ConvTranspose2d"
+    assert kinds(resized)[-3:] == ["Upsample", "Conv2d", "Tanh"]
+    assert kinds(resized).count("ConvTranspose2d") == kinds(plain).count("ConvTranspose2d") - 1

@@ -6,7 +6,7 @@ the traceback instead.
 from __future__ import annotations
 
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -43,11 +43,41 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     set_quiet(quiet)
 
 
+class BenchCommand(click.Command):
+    """``trustkit bench ATTACK ...``, or ``trustkit bench WORKLOAD ...`` for studies with their own options
+    (``fakes``, ...): the first argument picks the workload, whose command then parses the rest."""
+
+    workloads: dict[str, click.Command] = {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.workloads:
+            ctx.meta["trustkit.workload"] = (args[0], args[1:])
+            return []
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        workload = ctx.meta.pop("trustkit.workload", None)
+        if workload is None:
+            return super().invoke(ctx)
+        name, rest = workload
+        command = self.workloads[name]
+        with command.make_context(f"{ctx.info_name} {name}", rest, parent=ctx.parent) as sub_ctx:
+            return command.invoke(sub_ctx)
+
+
+def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
+    """Register ``command`` as ``trustkit bench NAME``."""
+    def register(command: click.Command) -> click.Command:
+        BenchCommand.workloads[name] = command
+        return command
+    return register
+
+
 DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
 DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first data root (needs internet)."
 
 
-@main.command()
+@main.command(cls=BenchCommand)
 @click.argument("attack", required=False)
 @click.option("--attack", "-a", "attack_option", multiple=True,
               help="Attack(s) to run, repeatable or comma-separated (same as the ATTACK argument): fgsm, bim, "
@@ -107,6 +137,9 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
         trustkit bench --suite digits-quick --jobs 2
         trustkit bench pgd --model cnn --defense none,jpeg,bitdepth:bits=3   # naive and adaptive (BPDA/EOT)
         trustkit bench fgsm,pgd,strong --model cnn,cnn-mnist-fgsm-rs-eps0.3 --dataset mnist   # before/after
+
+    Other studies run as workloads with their own options: `trustkit bench fakes --help` (can generated
+    faces be detected, and can the detectors be evaded?).
     """
     from trustkit.bench.run import BenchConfig, run_bench, run_suite
     from trustkit.bench.spec import parse_param
@@ -296,6 +329,31 @@ def compare(run_dirs: tuple[str, ...], out: str) -> None:
 
     folder = compare_runs(list(run_dirs), out)
     click.echo(f"report: {folder / 'report.html'}")
+
+
+from trustkit.detection.cli import data_options as _fake_data_options  # noqa: E402
+from trustkit.detection.cli import detect as _detect  # noqa: E402
+from trustkit.detection.cli import eval_options as _fake_eval_options  # noqa: E402
+
+main.add_command(_detect)
+
+
+@bench_workload("fakes")
+@click.command()
+@_fake_data_options
+@_fake_eval_options
+def bench_fakes(**options: Any) -> None:
+    """Can generated images be caught, and can the detectors be evaded? Trains the generators (if missing),
+    builds balanced real/fake sets, trains the CNN, spectral and DCT detectors on each generator, and reports
+    in-distribution and cross-generator AUC, degradations and PGD evasion (same as `trustkit detect eval`).
+
+    \b
+        trustkit bench fakes --data-root ../data                      # UTKFace faces, four generators
+        trustkit bench fakes --dataset digits --generators dcgan,conv-vae --n-train 500 --n-test 300
+    """
+    from trustkit.detection.cli import run_and_print
+
+    run_and_print(**options)
 
 
 def _registry(kind: str):  # noqa: ANN202

@@ -70,11 +70,13 @@ class ConvGenerator(nn.Module):
     (the refinement layer of the lecture's MNIST generator) -> ``levels`` transposed convs 4×4 stride 2,
     halving the channels, norm + act after each but the last. ``C0 = width · 2**levels``: at width 64 on
     28×28 the channels are 256 -> 128 -> 64 -> 1, the lecture's MNIST generator. No output activation: the
-    caller applies Tanh (GANs) or treats the output as Bernoulli logits (VAEs).
+    caller applies Tanh (GANs) or treats the output as Bernoulli logits (VAEs). ``last="resize"`` replaces
+    the last transposed convolution by nearest-neighbour upsampling ×2 and a 3×3 convolution, which removes
+    the periodic (checkerboard) spectral artefact of transposed convolutions (Odena et al. 2016).
     """
 
     def __init__(self, in_features: int, out_shape: Sequence[int], width: int, *, norm: str = "batch",
-                 act: str = "relu") -> None:
+                 act: str = "relu", last: str = "transposed") -> None:
         super().__init__()
         channels, side, levels = check_square(out_shape, "a convolutional generator")
         base = base_size(side)
@@ -84,10 +86,16 @@ class ConvGenerator(nn.Module):
                                    nn.ConvTranspose2d(top, top // 2, 5, 1, 2, bias=False),
                                    norm_layer(norm, top // 2), activation(act)]
         current = top // 2
+        if last not in ("transposed", "resize"):
+            raise ValueError(f"last must be 'transposed' or 'resize', got {last!r}")
+        resize_last = last == "resize"
         for level in range(levels):
             last = level == levels - 1
             out = channels if last else current // 2
-            layers.append(nn.ConvTranspose2d(current, out, 4, 2, 1, bias=last))
+            if last and resize_last:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(current, out, 3, 1, 1)]
+            else:
+                layers.append(nn.ConvTranspose2d(current, out, 4, 2, 1, bias=last))
             if not last:
                 layers += [norm_layer(norm, out), activation(act)]
             current = out

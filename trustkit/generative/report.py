@@ -12,7 +12,7 @@ from trustkit.atomic import write_text
 from trustkit.generative.images import grid_uri, strips
 from trustkit.report.html import render
 from trustkit.report.images import image_uri
-from trustkit.report.plots import _figure, _to_uri  # the report package's figure helpers (Agg backend, PNG URI)
+from trustkit.report.plots import figure_uri as _to_uri, new_figure as _figure
 
 # Curves drawn on the losses panel, in this order when present; everything else numeric goes to the second.
 LOSS_KEYS = ("d_loss", "g_loss", "loss", "reconstruction", "kl", "d_aux", "g_aux", "gradient_penalty")

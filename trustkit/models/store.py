@@ -41,12 +41,17 @@ def metadata_path(weights: Path) -> Path:
 
 def save_checkpoint(model: nn.Module, metadata: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``model``'s state dict to ``path`` (.safetensors) and ``metadata`` to the sibling .json."""
+    return save_tensors(model.state_dict(), metadata, path)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write named tensors to ``path`` (.safetensors) and ``metadata`` to the sibling .json, atomically."""
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "trustkit_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **metadata}
     with atomic_path(path) as tmp:

@@ -10,16 +10,18 @@ from trustkit.attacks.base import format_eps
 from trustkit.report.images import data_uri
 
 
-def _figure(width: float = 6.4, height: float = 4.0):  # noqa: ANN202 - matplotlib types
+def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):  # noqa: ANN201 - matplotlib types
+    """``(figure, axes)`` on the non-interactive Agg backend; ``ncols`` > 1 gives a row of axes."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(width, height), dpi=110)
+    return plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=True)
 
 
-def _to_uri(fig) -> str:  # noqa: ANN001
+def figure_uri(fig) -> str:  # noqa: ANN001
+    """The figure as an embeddable PNG data URI (closes it)."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -34,7 +36,7 @@ def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
 
     ``bands`` shades the 95% interval where the frame has ``robust_ci_low``/``robust_ci_high``.
     """
-    fig, ax = _figure()
+    fig, ax = new_figure()
     keys = [k for k in ("model", "dataset", "defense", "evaluation", "attack", "engine", "norm") if k in results.columns]
     varying = [k for k in ("model", "dataset", "defense") if k in results.columns and results[k].nunique() > 1]
     for _, group in results.groupby(keys, sort=False):
@@ -58,13 +60,13 @@ def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
     ax.legend(title="shaded: 95% interval" if bands and "robust_ci_low" in results else None, fontsize=8)
-    return _to_uri(fig)
+    return figure_uri(fig)
 
 
 def per_class_heatmap(per_class: pd.DataFrame, class_names: Sequence[str], title: str) -> str:
     """Heat map of robust accuracy (%) per class (rows) and epsilon (columns)."""
     table = per_class.pivot_table(index="class_index", columns="eps", values="robust_accuracy") * 100
-    fig, ax = _figure(1.6 + 0.9 * len(table.columns), 0.9 + 0.32 * len(table.index))
+    fig, ax = new_figure(1.6 + 0.9 * len(table.columns), 0.9 + 0.32 * len(table.index))
     image = ax.imshow(table.values, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
     ax.set_xticks(range(len(table.columns)), [format_eps(e) for e in table.columns])
     ax.set_yticks(range(len(table.index)), [class_names[i] for i in table.index])
@@ -73,4 +75,7 @@ def per_class_heatmap(per_class: pd.DataFrame, class_names: Sequence[str], title
     ax.set_xlabel("epsilon")
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, label="robust accuracy (%)")
-    return _to_uri(fig)
+    return figure_uri(fig)
+
+
+_figure, _to_uri = new_figure, figure_uri  # former private names, still imported by some modules

@@ -1,0 +1,137 @@
+"""Real vs generated images for detector training and evaluation, split and cached.
+
+Real images come from a data set's own train and test splits (``faces``: split by file, so no file is in
+both); fakes are sampled from trustkit generators trained on the real training split, quantised to 8 bits
+like the photographs (otherwise the detector could learn the float precision). Every split is balanced: as
+many fakes of each generator as real images. Sets are cached under ``$TRUSTKIT_HOME/detection`` by a hash of
+the data set, sizes, seed and the generators' weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trustkit._version import __version__
+from trustkit.data import get_spec, load_dataset
+from trustkit.detection.base import FAKE, REAL
+from trustkit.errors import InvalidArgumentError
+from trustkit.paths import home
+from trustkit.runtime import log, select_device
+
+SPLITS = ("train", "val", "test")
+DEFAULT_GENERATORS = ("dcgan", "dcgan-resize", "wgan-gp", "conv-vae")
+
+
+@dataclass
+class FakeImageSet:
+    """uint8 images N×C×H×W: ``real[split]`` and ``fake[generator][split]`` (same count as real per split)."""
+
+    dataset: str
+    generators: list[str]
+    real: dict[str, torch.Tensor]
+    fake: dict[str, dict[str, torch.Tensor]]
+    key: str
+    sources: dict[str, str] = field(default_factory=dict)  # generator -> checkpoint path
+
+    def pair(self, split: str, generators: list[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images of ``split`` (label 0) and as many fakes (label 1), shared equally by ``generators``."""
+        names = [generators] if isinstance(generators, str) else list(generators)
+        real = self.real[split]
+        share = len(real) // len(names)
+        fakes = torch.cat([self.fake[g][split][:share] for g in names])
+        x = torch.cat([real, fakes])
+        y = torch.cat([torch.full((len(real),), REAL), torch.full((len(fakes),), FAKE)]).long()
+        return x, y
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> uint8 0..255, rounded (the 8-bit quantisation every photograph here went through)."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _cache_key(dataset: str, sizes: dict[str, int], seed: int, fingerprints: dict[str, str]) -> str:
+    text = json.dumps({"dataset": dataset, "sizes": sizes, "seed": seed, "generators": fingerprints,
+                       "trustkit": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _generator(name: str, dataset: str, data_root: str | None, device: torch.device):  # noqa: ANN202
+    """The stored generator ``gen-<name>-<dataset>``, trained now with the defaults if missing."""
+    from trustkit.errors import CheckpointError
+    from trustkit.generative.run import train_generator
+    from trustkit.generative.store import resolve_generator
+
+    try:
+        return resolve_generator(name, dataset, device)
+    except CheckpointError:
+        log(f"no trained {name} for {dataset}: training it now (stored as gen-{name}-{dataset})")
+        train_generator(name, dataset, data_root=data_root, device=device)
+        return resolve_generator(name, dataset, device)
+
+
+def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ...] = DEFAULT_GENERATORS, *,
+                   n_train: int = 2000, n_val: int = 500, n_test: int = 1000, seed: int = 0,
+                   data_root: str | None = None, device: str = "auto", use_cache: bool = True) -> FakeImageSet:
+    """Real and fake images of ``dataset`` for every generator (trained first if missing), cached."""
+    from trustkit.bench.cells import file_fingerprint
+    from trustkit.generative import GENERATIVE_MODELS
+    from trustkit.models.store import read_weights, save_tensors
+
+    spec = get_spec(dataset)
+    names = [GENERATIVE_MODELS.canonical(g) for g in generators]
+    if not names:
+        raise InvalidArgumentError("name at least one generator, e.g. --generators dcgan,conv-vae")
+    conditional = [n for n in names if GENERATIVE_MODELS.get(n).conditional]
+    if conditional:
+        raise InvalidArgumentError(f"use unconditional generators for fakes ({', '.join(conditional)} need class "
+                                   "labels); e.g. dcgan, dcgan-resize, wgan-gp, conv-vae, vae")
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    for split, size in sizes.items():
+        if size < 2:
+            raise InvalidArgumentError(f"--n-{split} must be at least 2, got {size}")
+    torch_device = select_device(device)
+    train_split, test_split = load_dataset(spec.name, "train", data_root), load_dataset(spec.name, "test", data_root)
+    if n_train + n_val > len(train_split) or n_test > len(test_split):
+        raise InvalidArgumentError(f"{spec.name} has {len(train_split)} training and {len(test_split)} test images; "
+                                   f"ask for at most that many (--n-train + --n-val, --n-test)")
+    loaded = {name: _generator(name, spec.name, data_root, torch_device) for name in names}
+    fingerprints = {name: file_fingerprint(g.source) for name, g in loaded.items()}
+    key = _cache_key(spec.name, sizes, seed, fingerprints)
+    cache = home() / "detection" / f"{spec.name}-{key}.safetensors"
+    sources = {name: g.source for name, g in loaded.items()}
+    if use_cache and cache.with_suffix(".json").is_file():
+        tensors = read_weights(cache)
+        return FakeImageSet(spec.name, names, {s: tensors[f"real/{s}"] for s in SPLITS},
+                            {g: {s: tensors[f"fake/{g}/{s}"] for s in SPLITS} for g in names}, key, sources)
+    order = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(seed))
+    test_order = torch.randperm(len(test_split), generator=torch.Generator().manual_seed(seed + 1))
+    real = {"train": train_split.images[order[:n_train]], "val": train_split.images[order[n_train:n_train + n_val]],
+            "test": test_split.images[test_order[:n_test]]}
+    real = {s: to_uint8(v) if v.dtype != torch.uint8 else v.clone() for s, v in real.items()}
+    fake: dict[str, dict[str, torch.Tensor]] = {}
+    for index, (name, generator) in enumerate(loaded.items()):
+        noise = torch.Generator().manual_seed(seed * 1000 + index)
+        images = to_uint8(generator.model.sample(n_train + n_val + n_test, generator=noise))
+        fake[name] = {"train": images[:n_train], "val": images[n_train:n_train + n_val],
+                      "test": images[n_train + n_val:]}
+    result = FakeImageSet(spec.name, names, real, fake, key, sources)
+    if use_cache:
+        tensors = {f"real/{s}": real[s] for s in SPLITS}
+        tensors.update({f"fake/{g}/{s}": fake[g][s] for g in names for s in SPLITS})
+        save_tensors(tensors, {"kind": "fake-image-set", "dataset": spec.name, "generators": sources,
+                               "sizes": sizes, "seed": seed, "key": key}, cache)
+    return result
+
+
+def describe(images: FakeImageSet) -> dict[str, Any]:
+    return {"dataset": images.dataset, "generators": images.sources, "key": images.key,
+            "sizes": {s: len(images.real[s]) for s in SPLITS}}
+
+
+def cached_sets() -> list[Path]:
+    return sorted((home() / "detection").glob("*.json"))
