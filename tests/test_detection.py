@@ -78,7 +78,7 @@ def test_detectors_catch_a_checkerboard_artefact(name):
     real, fake = synthetic(300, 0, False), synthetic(300, 1, True)
     x = torch.cat([real, fake])
     y = torch.cat([torch.zeros(300), torch.ones(300)]).long()
-    detector = make_detector(name, "cifar10")
+    detector = make_detector(name, "cifar10")  # 32×32 colour, like the synthetic images
     if name == "cnn":
         detector.epochs = 15
     detector.fit(x, y, seed=0)

@@ -94,7 +94,10 @@ class ThreatModel:
                 break
             shrink = torch.where(over, self.eps32 / norms.clamp_min(1e-12) * (1 - 1e-6 * 4**attempt), 1.0)
             out = (x + (out - x) * shrink.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
-        return out
+        # When eps is near the float32 spacing of the pixels (eps ~ 1e-7), no scaling lands inside the ball:
+        # those rows fall back to the clean input, which always satisfies the budget.
+        still_over = (out - x).flatten(1).norm(dim=1) > self.eps32
+        return torch.where(still_over.view(-1, *[1] * (x.ndim - 1)), x, out)
 
     def __str__(self) -> str:
         return f"{self.norm} eps={format_eps(self.eps)}"

@@ -35,6 +35,7 @@ class Distributed:
         import torch.distributed as dist
 
         if not dist.is_initialized():
+            _prefer_loopback_for_single_node()
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), True)
 
@@ -84,3 +85,20 @@ class Distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _prefer_loopback_for_single_node() -> None:
+    """Point gloo at the loopback interface when every rank runs on this machine.
+
+    gloo otherwise binds to whatever the host name resolves to, which in containers and sandboxes is often
+    an address the ranks cannot reach; a user's own GLOO_SOCKET_IFNAME always wins.
+    """
+    if "GLOO_SOCKET_IFNAME" in os.environ:
+        return
+    if os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
+        return
+    import socket
+
+    loopback = [name for _, name in socket.if_nameindex() if name == "lo" or name.startswith("lo0")]
+    if loopback:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback[0]
