@@ -81,8 +81,8 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.argument("attack", required=False)
 @click.option("--attack", "-a", "attack_option", multiple=True,
               help="Attack(s) to run, repeatable or comma-separated (same as the ATTACK argument): fgsm, bim, "
-                   "mifgsm, pgd, apgd-ce, apgd-dlr, apgd-t, cw, deepfool, strong, or art:ClassName for any ART "
-                   "evasion attack.")
+                   "mifgsm, pgd, apgd-ce, apgd-dlr, apgd-t, cw, deepfool, strong, the black-box square and "
+                   "hopskipjump (query budget: -p n_queries=N), or art:ClassName for any ART evasion attack.")
 @click.option("--model", "-m", default="cnn", show_default=True,
               help="Zoo name (softmax, mlp, cnn, resnet, resnet20; trained and cached on first use), a store entry "
                    "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, a TorchScript file, or "
@@ -134,12 +134,14 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
         trustkit bench cw,deepfool --norm l2 --eps 0.5,1,2
         trustkit bench fgsm,pgd --engine art           # the same attacks, ART's implementation
         trustkit bench art:HopSkipJump -p max_iter=20 -p max_eval=500 --eps 0.3
+        trustkit bench square,hopskipjump,pgd -p n_queries=1000 --eps 0.3   # black-box: queries per image
         trustkit bench --suite digits-quick --jobs 2
         trustkit bench pgd --model cnn --defense none,jpeg,bitdepth:bits=3   # naive and adaptive (BPDA/EOT)
         trustkit bench fgsm,pgd,strong --model cnn,cnn-mnist-fgsm-rs-eps0.3 --dataset mnist   # before/after
 
     Other studies run as workloads with their own options: `trustkit bench fakes --help` (can generated
-    faces be detected, and can the detectors be evaded?).
+    faces be detected, and can the detectors be evaded?), `trustkit bench transfer --help` (source × target
+    transfer matrix) and `trustkit bench substitute --help` (substitute model trained from label queries).
     """
     from trustkit.bench.run import BenchConfig, run_bench, run_suite
     from trustkit.bench.spec import parse_param
@@ -354,6 +356,13 @@ def bench_fakes(**options: Any) -> None:
     from trustkit.detection.cli import run_and_print
 
     run_and_print(**options)
+
+
+from trustkit.blackbox.cli import substitute_command as _substitute  # noqa: E402
+from trustkit.blackbox.cli import transfer_command as _transfer  # noqa: E402
+
+bench_workload("transfer")(_transfer)  # trustkit bench transfer: source × target success matrix
+bench_workload("substitute")(_substitute)  # trustkit bench substitute: Papernot et al. 2017
 
 
 def _registry(kind: str):  # noqa: ANN202

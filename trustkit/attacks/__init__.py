@@ -12,8 +12,10 @@ from trustkit.attacks.cw import CarliniWagnerL2
 from trustkit.attacks.deepfool import DeepFool
 from trustkit.attacks.ensemble import StrongEnsemble
 from trustkit.attacks.fgsm import FGSM
+from trustkit.attacks.hopskipjump import HopSkipJump
 from trustkit.attacks.mifgsm import MIFGSM
 from trustkit.attacks.pgd import PGD
+from trustkit.attacks.square import Square
 from trustkit.errors import InvalidArgumentError
 from trustkit.registry import Registry
 
@@ -35,6 +37,9 @@ ATTACKS.add("cw", CarliniWagnerL2, summary="Carlini-Wagner L2, minimum-norm (Car
 ATTACKS.add("deepfool", DeepFool, summary="DeepFool, minimum-norm (Moosavi-Dezfooli et al. 2016)")
 ATTACKS.add("strong", StrongEnsemble, summary="worst case over APGD-CE and APGD-T, attacking only points still "
             "standing (AutoAttack-style)")
+ATTACKS.add("square", Square, summary="Square attack, score-based black-box random search (Andriushchenko et al. 2020)")
+ATTACKS.add("hopskipjump", HopSkipJump, summary="HopSkipJump, decision-based black-box (Chen et al. 2020), ART's search "
+            "under a per-image query budget", aliases=("hsj",))
 
 
 def accepted_params(factory: AttackFactory) -> set[str] | None:
@@ -64,6 +69,6 @@ def make_attack(name: str, eps: float | str, norm: str = "linf", *, ignore_unkno
         raise InvalidArgumentError(f"bad parameter for attack '{name}': {exc}") from None
 
 
-__all__ = ["APGD", "ATTACKS", "BIM", "MIFGSM", "NORMS", "Attack", "CarliniWagnerL2", "DeepFool", "FGSM", "PGD",
-           "StrongEnsemble", "ThreatModel", "accepted_params", "format_eps", "make_attack", "parse_eps",
+__all__ = ["APGD", "ATTACKS", "BIM", "MIFGSM", "NORMS", "Attack", "CarliniWagnerL2", "DeepFool", "FGSM", "HopSkipJump", "PGD",
+           "Square", "StrongEnsemble", "ThreatModel", "accepted_params", "format_eps", "make_attack", "parse_eps",
            "perturbation_norms"]

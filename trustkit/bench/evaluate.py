@@ -5,6 +5,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +39,7 @@ class AttackOutcome:
     seconds: float
     gallery_x_adv: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     broken_by: dict[str, int] = field(default_factory=dict)  # ensemble member -> samples it broke
+    queries: torch.Tensor | None = None  # black-box attacks: model queries spent per sample (int64; -1 not attacked)
 
 
 def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
@@ -65,6 +67,7 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     broken = torch.full((len(x),), -1, dtype=torch.long)
     attack_model = model if attack_model is None else attack_model
     reuse = unbounded is not None and attack.minimum_norm
+    queries = torch.full((len(x),), -1, dtype=torch.long) if attack.access == "black-box" and not reuse else None
     started = time.perf_counter()
     for start in range(0, len(targets), batch_size):
         index = targets[start:start + batch_size]
@@ -73,6 +76,8 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
             if start not in unbounded:
                 unbounded[start] = attack.find_unbounded(attack_model, xb, yb).to("cpu")
             x_adv[index] = attack.threat.project_strict(unbounded[start].to(device), xb).to("cpu")
+        elif queries is not None:
+            x_adv[index], queries[index] = run_counting_queries(attack, attack_model, xb, yb)
         else:
             x_adv[index] = attack(attack_model, xb, yb).to("cpu")
         members = getattr(attack, "last_broken_by", None)
@@ -93,7 +98,7 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     if member_names is not None:
         succeeded = adversarial.label != y
         breakdown = {name: int(((broken == i) & succeeded).sum()) for i, name in enumerate(member_names)}
-    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown)
+    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown, queries)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -140,6 +145,54 @@ def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> di
         "seconds": outcome.seconds,
         "access": outcome.attack.access,
         "broken_by": ";".join(f"{k}:{v}" for k, v in outcome.broken_by.items()),
+        **query_summary(outcome, clean_correct, flipped),
+    }
+
+
+# --- query accounting of black-box attacks ---------------------------------------------------------------
+
+def run_counting_queries(attack: Attack, model: nn.Module, x: torch.Tensor,
+                         y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_adv on the CPU, model queries spent per image)`` of a black-box attack on one batch.
+
+    Attacks that count their own queries expose ``last_queries`` (``square`` and ``hopskipjump``: the query at
+    which each image was first fooled, else what it spent, at most the budget). Others — ``art:ClassName``
+    black-box attacks — run one image at a time on a model wrapper that counts input rows, so every row ART
+    sends is charged to its image, ART's own bookkeeping included (the bridge's probe for the class count, and
+    e.g. HopSkipJump's closing success-rate check): an upper bound on what the search needed.
+    """
+    if hasattr(attack, "last_queries"):
+        x_adv = attack(model, x, y).to("cpu")
+        return x_adv, attack.last_queries.to("cpu", torch.long)
+    from trustkit.blackbox.queries import QueryCounter
+
+    counter = QueryCounter(model)
+    outputs, counts = [], []
+    for i in range(len(x)):
+        before = counter.rows
+        outputs.append(attack(counter, x[i:i + 1], y[i:i + 1]).to("cpu"))
+        counts.append(counter.rows - before)
+    return torch.cat(outputs), torch.tensor(counts, dtype=torch.long)
+
+
+def query_summary(outcome: AttackOutcome, clean_correct: torch.Tensor,
+                  flipped: torch.Tensor) -> dict[str, object]:
+    """``queries``: the median number of model queries per successful adversarial example (the Square
+    paper's convention; NaN for white-box attacks or when none succeeded). ``query_curve`` (black-box attacks
+    only; kept in the cell row and the report, not in results.csv): per successful example the queries it
+    took, so that the success rate within any budget q is ``sum(queries <= q) / clean_correct``.
+    """
+    if outcome.queries is None:
+        return {"queries": math.nan}
+    spent = outcome.queries
+    attacked = spent >= 0
+    successful = sorted(int(q) for q in spent[flipped & attacked])
+    budget = getattr(outcome.attack, "n_queries", None)
+    return {
+        "queries": float(np.median(successful)) if successful else math.nan,
+        "query_curve": {"success_queries": successful, "clean_correct": int(clean_correct.sum()),
+                        "attacked": int(attacked.sum()), "total_queries": int(spent[attacked].sum()),
+                        "budget": int(budget) if budget is not None else None},
     }
 
 

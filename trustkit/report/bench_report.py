@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from trustkit.atomic import write_text
+from trustkit.attacks.base import format_eps
 from trustkit.report import plots
 from trustkit.report.html import render
 
@@ -33,6 +34,24 @@ def _breakdowns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"attack": r["attack"], "eps": r["eps"], "robust": round(r["robust_accuracy"] * r["n"]),
              "counts": dict(item.split(":") for item in r["broken_by"].split(";"))}
             for r in rows if isinstance(r.get("broken_by"), str) and r["broken_by"]]
+
+
+def _query_section(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Success-vs-queries figure and table of the query-based (black-box) rows; None when there are none."""
+    from trustkit.blackbox.plots import success_vs_queries
+
+    rows = [r for r in rows if isinstance(r.get("query_curve"), dict)]
+    if not rows:
+        return None
+    entries = []
+    for r in rows:
+        curve = r["query_curve"]
+        label = f"{r['attack']} ({r['norm']}) eps {format_eps(r['eps'])}"
+        entries.append({"label": label, "query_curve": curve, "attack": r["attack"], "norm": r["norm"],
+                        "eps": r["eps"], "success_rate": r["success_rate"], "median": r.get("queries"),
+                        "mean": curve["total_queries"] / curve["attacked"] if curve["attacked"] else None,
+                        "budget": curve.get("budget")})
+    return {"plot": success_vs_queries(entries), "rows": entries}
 
 
 def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +97,7 @@ def _section(results: list, info: dict[str, Any], probes: list, class_names: tup
         "breakdown_members": list(dict.fromkeys(m for b in breakdowns for m in b["counts"])),
         "probes": [c.to_dict() for c in probes],
         "threat_models": sorted(set(frame["norm"])),
+        "queries": _query_section(rows),
     }
 
 

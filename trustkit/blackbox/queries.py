@@ -1,0 +1,39 @@
+"""Query accounting for black-box attacks: a model wrapper that counts every image it is asked about.
+
+One *query* is one image (one input row) passed through the model, whatever the batch it sits in; an attack
+that asks about 64 perturbed copies of an image has spent 64 queries on it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class QueryCounter(nn.Module):
+    """Forwards to ``model`` and adds the number of input rows of every call to ``rows``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += int(x.shape[0])
+        return self.model(x)
+
+
+class LabelOracle:
+    """The target as a label-only oracle (Papernot et al. 2017): ``oracle(x)`` returns only the predicted
+    labels, never scores or gradients, and counts every image asked about in ``queries``."""
+
+    def __init__(self, model: nn.Module, device: torch.device, batch_size: int = 512) -> None:
+        self._model, self._device, self._batch_size = model, device, batch_size
+        self.queries = 0
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Predicted labels (int64, CPU) of images ``x`` (N×C×H×W in [0, 1], any device)."""
+        labels = [self._model(x[i:i + self._batch_size].to(self._device)).argmax(1).cpu()
+                  for i in range(0, len(x), self._batch_size)]
+        self.queries += len(x)
+        return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
