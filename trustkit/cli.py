@@ -377,6 +377,7 @@ def _registry(kind: str):  # noqa: ANN202
 
 
 from trustkit.generative.cli import gen; main.add_command(gen)  # noqa: E402,E702 - the `trustkit gen` group
+from trustkit.privacy.cli import privacy; main.add_command(privacy)  # noqa: E402,E702 - `trustkit privacy`
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to one line and an exit code."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from trustkit.data import cifar10, digits, faces, mnist
+from trustkit.data import cifar10, digits, faces, mnist, olivetti
 from trustkit.data.base import SPLITS, DatasetSpec, ImageDataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.paths import data_roots
@@ -14,6 +14,7 @@ DATASETS.add("digits", digits.SPEC, summary=digits.SPEC.summary, aliases=("sklea
 DATASETS.add("mnist", mnist.SPEC, summary=mnist.SPEC.summary)
 DATASETS.add("cifar10", cifar10.SPEC, summary=cifar10.SPEC.summary, aliases=("cifar-10", "cifar"))
 DATASETS.add("faces", faces.SPEC, summary=faces.SPEC.summary, aliases=("utkface", "faces-utk64"))
+DATASETS.add("olivetti", olivetti.SPEC, summary=olivetti.SPEC.summary, aliases=("olivetti-faces", "att-faces"))
 
 DEFAULT_DATASET = "digits"
 
