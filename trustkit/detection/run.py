@@ -21,7 +21,7 @@ from trustkit.detection.perturb import PERTURBATIONS
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.models.store import read_metadata, read_weights, save_tensors, store_path
 from trustkit.report.metadata import environment
-from trustkit.runtime import device_description, log, progress, seed_everything, select_device
+from trustkit.runtime import device_description, progress, seed_everything, select_device
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 RESULT_COLUMNS = ["dataset", "kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc",
