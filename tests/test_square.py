@@ -240,9 +240,11 @@ def test_hopskipjump_budget_queries_and_threat_model(digits_softmax, digits_test
 def test_bench_hopskipjump_records_queries(tmp_path, capsys, digits_softmax):
     pytest.importorskip("art")
     code, out, err = run_cli(capsys, "-q", "bench", "hopskipjump", "--model", "softmax", "--n", "10", "--eps", "1.5",
-                             "--norm", "l2", "-p", "n_queries=120", "--out", str(tmp_path), "--no-probes")
+                             "--norm", "l2", "-p", "n_queries=400", "--out", str(tmp_path), "--no-probes")
     assert code == 0, err
     run_dir = next(tmp_path.iterdir())
     row = pd.read_csv(run_dir / "results.csv").iloc[0]
-    assert row["access"] == "black-box" and 1 <= row["queries"] <= 120
+    # 400 leaves room for ART's first round (random start, binary search, 100 boundary probes) to finish;
+    # with ~120 the search may end before any query lands inside the ball, and the median is then undefined
+    assert row["access"] == "black-box" and row["success_rate"] > 0 and 1 <= row["queries"] <= 400
     assert "Success rate against queries" in (run_dir / "report.html").read_text()
