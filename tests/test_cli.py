@@ -131,6 +131,22 @@ def test_list_and_help(capsys):
     assert code == 0 and "--eps" in out and "8/255" in out
 
 
+@pytest.mark.parametrize("command", [("bench",), ("train",), ("bench", "substitute")])
+def test_help_names_every_zoo_model_and_data_set(capsys, command):
+    """The --model / --dataset help is written out by hand (importing torch for --help would be slow)."""
+    from trustkit.data import DATASETS
+    from trustkit.models import MODELS
+
+    code, out, _ = run_cli(capsys, *command, "--help")
+    flat = " ".join(out.split())
+    assert code == 0
+    assert all(name in flat for name in DATASETS.names()), flat
+    if command != ("bench", "substitute"):  # the substitute's --substitute lists the zoo instead
+        assert all(name in flat for name in MODELS.names()), flat
+    else:
+        assert all(name in flat.split("--substitute", 1)[1] for name in MODELS.names()), flat
+
+
 def test_console_script_exit_code_and_train(tmp_path):
     """The installed entry point, in a real process: train into --out, then bench that checkpoint."""
     target = tmp_path / "my-softmax.safetensors"
@@ -144,6 +160,18 @@ def test_console_script_exit_code_and_train(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "trustkit", "bench", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown attack 'nope'")
     assert Path(tmp_path / "r").is_dir()
+
+
+def test_long_work_prints_epoch_lines_without_a_terminal(tmp_path):
+    """In a log (no terminal, so no progress bar) each finished epoch is one line; --quiet silences them."""
+    command = [sys.executable, "-m", "trustkit", "train", "--model", "softmax", "--epochs", "2",
+               "--out", str(tmp_path / "m.safetensors")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    epochs = [line for line in done.stderr.splitlines() if ": epoch " in line]
+    assert [line.split(": epoch ")[1].split()[0] for line in epochs] == ["1/2", "2/2"], done.stderr
+    quiet = subprocess.run(command[:3] + ["-q"] + command[3:], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and ": epoch " not in quiet.stderr
 
 
 def test_strong_report_credits_members(tmp_path, capsys, digits_cnn):

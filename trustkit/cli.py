@@ -84,10 +84,12 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
                    "mifgsm, pgd, apgd-ce, apgd-dlr, apgd-t, cw, deepfool, strong, the black-box square and "
                    "hopskipjump (query budget: -p n_queries=N), or art:ClassName for any ART evasion attack.")
 @click.option("--model", "-m", default="cnn", show_default=True,
-              help="Zoo name (softmax, mlp, cnn, resnet, resnet20; trained and cached on first use), a store entry "
+              help="Zoo name (softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18; trained and cached on "
+                   "first use), a store entry "
                    "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, a TorchScript file, or "
                    "package.module:factory. Comma-separate several to compare them in one report.")
-@click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist or cifar10.")
+@click.option("--dataset", "-d", default="digits", show_default=True,
+              help="digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people).")
 @click.option("--eps", "-e", multiple=True,
               help="Perturbation budget(s) on the [0, 1] pixel scale: repeat or comma-separate; fractions such "
                    "as 8/255 work. Default: the data set's grid.")
@@ -199,8 +201,10 @@ def _print_results(results: Any, checks: list) -> None:
 
 
 @main.command()
-@click.option("--model", "-m", required=True, help="Zoo architecture: softmax, mlp, cnn or resnet.")
-@click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist or cifar10.")
+@click.option("--model", "-m", required=True,
+              help="Zoo architecture: softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18.")
+@click.option("--dataset", "-d", default="digits", show_default=True,
+              help="digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people).")
 @click.option("--epochs", type=int, help="Training epochs (default: tuned per model and data set).")
 @click.option("--batch-size", type=int, help="Mini-batch size.")
 @click.option("--lr", type=float, help="Peak learning rate of the one-cycle schedule.")

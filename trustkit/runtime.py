@@ -99,20 +99,24 @@ def progress(description: str, total: int | None, *, transient: bool = True) -> 
     )
     with bar:
         task_id = bar.add_task(description, total=total, note="")
-        yield ProgressTask(bar, task_id)
+        # Without a terminal (CI logs, nohup) there is no bar: milestones are printed as lines instead.
+        yield ProgressTask(bar, task_id, description if disabled and not _quiet else None)
 
 
 class ProgressTask:
     """Handle to one progress bar."""
 
-    def __init__(self, bar, task_id) -> None:  # noqa: ANN001 - rich types
-        self._bar, self._task = bar, task_id
+    def __init__(self, bar, task_id, line_prefix: str | None = None) -> None:  # noqa: ANN001 - rich types
+        self._bar, self._task, self._line_prefix = bar, task_id, line_prefix
 
     def advance(self, amount: float = 1) -> None:
         self._bar.advance(self._task, amount)
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, *, milestone: bool = False) -> None:
+        """Show ``text`` beside the bar; a ``milestone`` (an epoch's end) is also a line when there is no bar."""
         self._bar.update(self._task, note=text)
+        if milestone and self._line_prefix is not None:
+            print(f"{self._line_prefix}: {text}", file=sys.stderr, flush=True)
 
 
 def log(message: str) -> None:

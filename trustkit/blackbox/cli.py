@@ -31,7 +31,7 @@ def _shared_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options of every black-box study: data, budgets, attack parameters, device, seed, output."""
     for option in reversed([
         click.option("--dataset", "-d", default="digits", show_default=True,
-                     help="digits (embedded), mnist or cifar10."),
+                     help="digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people)."),
         click.option("--attack", "-a", "attacks", multiple=True,
                      help="Attack(s) crafted on the attacker's model, repeatable or comma-separated (default "
                           "fgsm,pgd). Iterative attacks return their last iterate (no early stopping) unless "
@@ -133,7 +133,8 @@ def _print_transfer(result: Any) -> None:
               help="The model attacked; the attacker only gets its labels. Zoo name, store entry, .safetensors or "
                    "TorchScript file, package.module:factory.")
 @click.option("--substitute", "-s", default="cnn", show_default=True,
-              help="Zoo architecture of the attacker's substitute (softmax, mlp, cnn, resnet, resnet20).")
+              help="Zoo architecture of the attacker's substitute (softmax, mlp, cnn, cnn-small, resnet, resnet20, "
+                   "preact-resnet18).")
 @click.option("--seed-size", type=int, default=100, show_default=True,
               help="Unlabeled test images the attacker starts from (balanced over classes, held out from the "
                    "evaluation).")

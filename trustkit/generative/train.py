@@ -254,7 +254,7 @@ def fit_generative(model: GenerativeModel, train_set: ImageDataset, config: GenT
             history.grids.append(_grid(model, grid_z, grid_labels))
             history.epochs.append(record)
             losses = [f"{k} {v:.3f}" for k, v in record.items() if k.endswith(("loss", "elbo"))]
-            bar.note(f"epoch {epoch + 1}/{config.epochs} " + " ".join(losses[:3]))
+            bar.note(f"epoch {epoch + 1}/{config.epochs} " + " ".join(losses[:3]), milestone=True)
     model.eval()
     return history
 

@@ -159,7 +159,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
             note = f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.3f}"
             note += f" acc {record['test_accuracy']:.1%}" if "test_accuracy" in record else ""
             note += f" val-pgd {record['val_pgd_accuracy']:.1%}" if "val_pgd_accuracy" in record else ""
-            bar.note(note)
+            bar.note(note, milestone=distributed.is_main)
             distributed.barrier()
     if best_state is not None:
         model.load_state_dict(best_state)
