@@ -49,6 +49,19 @@ def test_adversarial_training_buys_robustness(tmp_path, digits_cnn, recipe):
     assert result.history.best_epoch is not None and all("val_pgd_accuracy" in e for e in result.history.epochs)
     assert result.history.final_accuracy > 0.85
     assert robust_accuracy(result.model, eps) > robust_accuracy(digits_cnn, eps) + 0.2
+    assert not result.history.never_robust and meta["metrics"]["never_robust"] is False
+
+
+def test_training_that_never_becomes_robust_is_called_out(tmp_path, capsys):
+    """A linear model cannot resist eps 0.5 on digits: the result is saved, but flagged, not passed off."""
+    from trustkit.runtime import set_quiet
+
+    set_quiet(False)
+    result = train_model("softmax", "digits", recipe="fgsm-rs", eps=0.5, epochs=2, out=tmp_path / "m.safetensors")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert result.history.never_robust and meta["metrics"]["never_robust"] is True
+    assert meta["metrics"]["best_val_pgd_accuracy"] < 0.2
+    assert "adversarial training did not take" in capsys.readouterr().err
 
 
 def test_guard_keeps_the_best_epoch():

@@ -15,7 +15,7 @@ from trustkit.models.loading import load_checkpoint, resolve_model
 from trustkit.models.store import save_checkpoint
 
 
-@pytest.mark.parametrize("arch", ["softmax", "mlp", "cnn", "resnet"])
+@pytest.mark.parametrize("arch", ["softmax", "mlp", "cnn", "cnn-small", "resnet"])
 @pytest.mark.parametrize("dataset", ["digits", "mnist", "cifar10"])
 def test_zoo_shapes(arch, dataset):
     spec = get_spec(dataset)
@@ -27,6 +27,14 @@ def test_zoo_shapes(arch, dataset):
 
 def test_cnn_has_the_documented_size_on_mnist():
     assert sum(p.numel() for p in build_model("cnn", get_spec("mnist")).parameters()) == 421_642
+
+
+def test_cnn_small_is_the_fast_at_mnist_network():
+    """Wong et al. 2020's MNIST model: 4×4 stride-2 convolutions 16 and 32 wide, then 100 units (166,406)."""
+    net = build_model("cnn-small", get_spec("mnist")).net
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(16, (4, 4), (2, 2)), (32, (4, 4), (2, 2))]
+    assert sum(p.numel() for p in net.parameters()) == 166_406
 
 
 def test_normalisation_is_inside_the_model():

@@ -6,7 +6,7 @@ from typing import Callable
 from torch import nn
 
 from trustkit.data import DatasetSpec
-from trustkit.models import cnn, mlp, preact_resnet, resnet, softmax
+from trustkit.models import cnn, cnn_small, mlp, preact_resnet, resnet, softmax
 from trustkit.models.layers import Normalize, NormalizedClassifier
 from trustkit.registry import Registry
 
@@ -17,6 +17,8 @@ MODELS.add("softmax", softmax.build, summary="multinomial logistic regression (o
            aliases=("logreg", "logistic"))
 MODELS.add("mlp", mlp.build, summary="MLP, two hidden layers of 256 ReLU units")
 MODELS.add("cnn", cnn.build, summary="small convnet conv32-conv64-fc128 (421k parameters on MNIST)")
+MODELS.add("cnn-small", cnn_small.build, summary="conv16-conv32 (stride 2)-fc100, the fast-AT MNIST network of Wong "
+           "et al. 2020 (166k parameters on MNIST)", aliases=("smallcnn",))
 MODELS.add("resnet", resnet.build, summary="ResNet-18, CIFAR stem (3×3, stride 1), any input from 8×8",
            aliases=("resnet18", "resnet-18"))
 MODELS.add("resnet20", resnet.build_resnet20, summary="CIFAR ResNet-20 (He et al. 2016), 16-64 channels, 0.27 M "

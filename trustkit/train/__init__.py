@@ -78,7 +78,8 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
         "seed": seed,
         "metrics": {"clean_accuracy": history.final_accuracy, "train_seconds": round(history.seconds, 2),
                     "device": str(torch_device), "processes": distributed.world_size,
-                    "best_epoch": history.best_epoch, "catastrophic_overfitting_at": history.collapsed_at},
+                    "best_epoch": history.best_epoch, "catastrophic_overfitting_at": history.collapsed_at,
+                    "best_val_pgd_accuracy": history.best_val_pgd_accuracy, "never_robust": history.never_robust},
         "history": history.epochs,
     }
     path = None

@@ -49,6 +49,7 @@ _DEFAULTS: dict[tuple[str, str], TrainConfig] = {
     ("softmax", "mnist"): TrainConfig(epochs=5, batch_size=128, lr=0.1, weight_decay=0.0),
     ("mlp", "mnist"): TrainConfig(epochs=5, batch_size=128, lr=0.05),
     ("cnn", "mnist"): TrainConfig(epochs=3, batch_size=128, lr=0.05),
+    ("cnn-small", "mnist"): TrainConfig(epochs=3, batch_size=128, lr=0.05),
     ("resnet", "mnist"): TrainConfig(epochs=2, batch_size=128, lr=0.05),
     ("softmax", "cifar10"): TrainConfig(epochs=10, batch_size=256, lr=0.02, weight_decay=0.0),
     ("mlp", "cifar10"): TrainConfig(epochs=20, batch_size=256, lr=0.05),
@@ -68,6 +69,8 @@ _DEFAULTS: dict[tuple[str, str], TrainConfig] = {
 _ADVERSARIAL: dict[tuple[str, str], dict[str, Any]] = {
     ("cnn", "mnist"): {"epochs": 10, "optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0},
     ("cnn", "digits"): {"epochs": 40},
+    # Wong et al.'s own MNIST recipe for their network: batch 100, Adam, cyclic LR to 5e-3, 10 epochs.
+    ("cnn-small", "mnist"): {"epochs": 10, "batch_size": 100, "optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0},
 }
 
 

@@ -34,6 +34,12 @@ class TrainHistory:
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     collapsed_at: int | None = None
+    best_val_pgd_accuracy: float | None = None  # adversarial recipes: the kept epoch's validation PGD-10 accuracy
+
+    @property
+    def never_robust(self) -> bool:
+        """An adversarial recipe whose best epoch stayed below ``ESTABLISHED`` validation PGD accuracy."""
+        return self.best_val_pgd_accuracy is not None and self.best_val_pgd_accuracy < ESTABLISHED
 
     @property
     def final_accuracy(self) -> float | None:
@@ -163,5 +169,11 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
             distributed.barrier()
     if best_state is not None:
         model.load_state_dict(best_state)
+        history.best_val_pgd_accuracy = best_score
+    if history.never_robust and distributed.is_main:
+        log(f"warning: adversarial training did not take: the best validation PGD-10 accuracy was {best_score:.1%} "
+            f"(epoch {history.best_epoch}), so this model is not robust at eps {config.eps:g}. Catastrophic "
+            "overfitting from the first epochs is the usual cause: try a smaller --alpha (e.g. equal to --eps), "
+            "--adv pgd, or a lower --lr")
     model.eval()
     return history
