@@ -106,8 +106,11 @@ def progress(description: str, total: int | None, *, transient: bool = True) -> 
 class ProgressTask:
     """Handle to one progress bar."""
 
+    LINE_INTERVAL = 10.0  # seconds between milestone lines in a log (the first and the last always print)
+
     def __init__(self, bar, task_id, line_prefix: str | None = None) -> None:  # noqa: ANN001 - rich types
         self._bar, self._task, self._line_prefix = bar, task_id, line_prefix
+        self._last_line: float | None = None
 
     def advance(self, amount: float = 1) -> None:
         self._bar.advance(self._task, amount)
@@ -115,7 +118,15 @@ class ProgressTask:
     def note(self, text: str, *, milestone: bool = False) -> None:
         """Show ``text`` beside the bar; a ``milestone`` (an epoch's end) is also a line when there is no bar."""
         self._bar.update(self._task, note=text)
-        if milestone and self._line_prefix is not None:
+        if not milestone or self._line_prefix is None:
+            return
+        import time
+
+        task = self._bar.tasks[self._task]
+        finished = task.total is not None and task.completed >= task.total
+        now = time.monotonic()
+        if self._last_line is None or finished or now - self._last_line >= self.LINE_INTERVAL:
+            self._last_line = now
             print(f"{self._line_prefix}: {text}", file=sys.stderr, flush=True)
 
 
