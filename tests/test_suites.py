@@ -172,3 +172,20 @@ def test_malformed_suite_file_via_cli(tmp_path, capsys):
 def test_list_suites(capsys):
     assert run(["list", "suites"]) == 0
     assert "digits-quick" in capsys.readouterr().out
+
+
+def test_shipped_suites_are_found_from_any_folder(tmp_path, monkeypatch):
+    """A user's shell is rarely in the repository: the shipped suites come with the package, and
+    configs/suites of the repository is the same folder."""
+    import trustkit
+
+    monkeypatch.chdir(tmp_path)
+    suites = available_suites()
+    assert {"digits-quick", "mnist-linf", "cifar10-linf"} <= set(suites)
+    assert all(path.parent == Path(trustkit.__file__).parent / "suites" for path in suites.values())
+    repo_configs = Path(trustkit.__file__).parent.parent / "configs" / "suites"
+    if repo_configs.exists():  # a checkout (not an installed wheel)
+        assert repo_configs.resolve() == (Path(trustkit.__file__).parent / "suites").resolve()
+    (tmp_path / "configs" / "suites").mkdir(parents=True)  # a user's own suites in ./configs/suites come first
+    (tmp_path / "configs" / "suites" / "digits-quick.yaml").write_text((suites["digits-quick"]).read_text())
+    assert available_suites()["digits-quick"].parent == tmp_path / "configs" / "suites"
