@@ -64,6 +64,41 @@ def test_training_that_never_becomes_robust_is_called_out(tmp_path, capsys):
     assert "adversarial training did not take" in capsys.readouterr().err
 
 
+def test_fgsm_rs_reads_the_gradient_at_an_unclipped_random_start():
+    """On saturated pixels (MNIST's black background) a start clipped to [0, 1] loses half its noise and FGSM
+    training overfits catastrophically; the start may leave [0, 1], the training example may not."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.linear(x.flatten(1))
+
+    torch.manual_seed(0)
+    x = torch.zeros(32, 1, 8, 8)  # every pixel saturated at 0
+    x[:, :, 2:6, 2:6] = 1.0  # ... or at 1
+    y = torch.randint(0, 10, (32,))
+    loss = RECIPES.get("fgsm-rs")(TrainConfig(recipe="fgsm-rs", eps=0.3))(Recorder(), x, y)
+    start, trained = seen
+    noise = start - x
+    assert noise.abs().max() <= 0.3 + 1e-6 and (noise < -0.05).float().mean() > 0.4  # both signs, everywhere
+    assert start.min() < -0.2 and start.max() > 1.2
+    assert trained.min() >= 0 and trained.max() <= 1 and (trained - x).abs().max() <= 0.3 + 1e-6
+    assert torch.isfinite(loss)
+
+
+def test_collapse_rule():
+    from trustkit.train.fit import is_collapse
+
+    assert is_collapse(0.48, 0.854)  # the drop measured with FGSM-RS on MNIST (epoch 7 -> 9)
+    assert not is_collapse(0.80, 0.854)  # epoch-to-epoch wobble
+    assert not is_collapse(0.02, 0.15)  # robustness was never established: nothing collapsed
+
+
 def test_guard_keeps_the_best_epoch():
     """A schedule that collapses robustness late must end with the weights of the best validation epoch."""
     spec = get_spec("digits")

@@ -33,6 +33,25 @@ def test_crop_flip_keeps_shape_and_content():
     assert torch.equal(out, same)
 
 
+def test_triangle_schedule_is_the_fast_at_one():
+    """Linear from 0 to the peak at 40% of the steps, then linear to 0; Adam's beta1 is left alone."""
+    from trustkit.errors import InvalidArgumentError
+    from trustkit.train.fit import _schedule
+
+    optimizer = torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=5e-3)
+    schedule = _schedule(optimizer, TrainConfig(lr=5e-3, schedule="triangle"), total_steps=10)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([5e-3 * f for f in (0.25, 0.5, 0.75, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0)])
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert default_config("cnn-small", "mnist", "fgsm-rs").schedule == "triangle"
+    with pytest.raises(InvalidArgumentError, match="one-cycle or triangle"):
+        _schedule(optimizer, TrainConfig(schedule="cosine"), total_steps=10)
+
+
 def test_config_overrides_ignore_none():
     config = default_config("cnn", "mnist").with_overrides(epochs=None, lr=0.01)
     assert config.epochs == 3 and config.lr == 0.01

@@ -207,7 +207,10 @@ def _print_results(results: Any, checks: list) -> None:
               help="digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people).")
 @click.option("--epochs", type=int, help="Training epochs (default: tuned per model and data set).")
 @click.option("--batch-size", type=int, help="Mini-batch size.")
-@click.option("--lr", type=float, help="Peak learning rate of the one-cycle schedule.")
+@click.option("--lr", type=float, help="Peak learning rate of the cyclic schedule.")
+@click.option("--schedule", type=click.Choice(["one-cycle", "triangle"]),
+              help="Learning-rate schedule: one-cycle (cosine, the default for most models) or triangle (linear up "
+                   "to the peak at 40% of training, then down to 0, as in fast AT; the default for cnn-small).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation and shuffling.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
@@ -222,9 +225,10 @@ def _print_results(results: Any, checks: list) -> None:
 @click.option("--attack-steps", type=int, help="Attack iterations of pgd / trades training (default 10).")
 @click.option("--beta", type=float, help="TRADES robustness weight (default 6).")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (worth it on a GPU).")
-def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None, seed: int,
-          device: str, data_root: str | None, download: bool, out: str | None, recipe: str, eps: str | None,
-          alpha: float | None, attack_steps: int | None, beta: float | None, compile_model: bool) -> None:
+def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None,
+          schedule: str | None, seed: int, device: str, data_root: str | None, download: bool, out: str | None,
+          recipe: str, eps: str | None, alpha: float | None, attack_steps: int | None, beta: float | None,
+          compile_model: bool) -> None:
     """Train a zoo classifier, clean or adversarially, and store it (bench uses it as --model NAME).
 
     Adversarial training holds out 512 training images and keeps the epoch with the best PGD accuracy on
@@ -250,7 +254,7 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
     if recipe != "clean" and eps is None:
         raise InvalidArgumentError(f"--adv {recipe} needs a budget: add --eps, e.g. --eps 0.3 or --eps 8/255")
     result = train_model(model, dataset, seed=seed, device=device, data_root=data_root, out=out, download=download,
-                         recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
+                         recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
                          eps=parse_eps(eps) if eps is not None else None, alpha=alpha, attack_steps=attack_steps,
                          beta=beta, compile=compile_model or None)
     if result.path is None:  # a non-zero rank under torchrun: rank 0 reports

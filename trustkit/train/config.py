@@ -9,7 +9,7 @@ from typing import Any
 class TrainConfig:
     """How a classifier is fit.
 
-    ``lr`` is the peak learning rate of a one-cycle (cyclic) schedule; ``weight_decay`` is L2 on all weights;
+    ``lr`` is the peak learning rate of the cyclic ``schedule`` (one-cycle, or the triangle of fast AT); ``weight_decay`` is L2 on all weights;
     ``recipe`` names the training loss: "clean" (cross-entropy on the data as is) or an adversarial recipe
     ("fgsm-rs", "pgd", "trades") at budget ``eps`` (linf, pixel scale [0, 1]) with step ``alpha`` (default per
     recipe), ``attack_steps`` iterations (pgd, trades) and TRADES weight ``beta``. Adversarial recipes hold out
@@ -21,6 +21,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 0.05
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum 0.9) or "adam"
+    schedule: str = "one-cycle"  # "one-cycle" (cosine, momentum cycled) or "triangle" (linear 0 -> lr at 40% -> 0)
     weight_decay: float = 5e-4
     recipe: str = "clean"
     augment: bool = True  # use the data set's augmentation (crop-flip for CIFAR-10; none for digits)
@@ -70,7 +71,8 @@ _ADVERSARIAL: dict[tuple[str, str], dict[str, Any]] = {
     ("cnn", "mnist"): {"epochs": 10, "optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0},
     ("cnn", "digits"): {"epochs": 40},
     # Wong et al.'s own MNIST recipe for their network: batch 100, Adam, cyclic LR to 5e-3, 10 epochs.
-    ("cnn-small", "mnist"): {"epochs": 10, "batch_size": 100, "optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0},
+    ("cnn-small", "mnist"): {"epochs": 10, "batch_size": 100, "optimizer": "adam", "lr": 5e-3, "weight_decay": 0.0,
+                             "schedule": "triangle"},
 }
 
 

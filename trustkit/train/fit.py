@@ -16,14 +16,23 @@ from torch import nn
 
 from trustkit.data import ImageDataset
 from trustkit.data.base import to_unit_float
+from trustkit.errors import InvalidArgumentError
 from trustkit.models.inference import accuracy
 from trustkit.runtime import autocast, log, progress
 from trustkit.train.config import TrainConfig
 from trustkit.train.distributed import Distributed
 from trustkit.train.recipes import RECIPES
 
-COLLAPSE = 0.5  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting ...
+COLLAPSE = 0.7  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting ...
 ESTABLISHED = 0.2  # ... once the best so far shows real robustness (early epochs fluctuate near zero)
+
+
+def is_collapse(val_pgd_accuracy: float, best_so_far: float) -> bool:
+    """Catastrophic overfitting: validation PGD accuracy (fraction) fell below ``COLLAPSE`` of an established best.
+
+    Measured on MNIST with FGSM-RS: 85% -> 48% between two epochs while clean accuracy kept rising.
+    """
+    return best_so_far >= ESTABLISHED and val_pgd_accuracy < COLLAPSE * best_so_far
 
 
 @dataclass
@@ -73,6 +82,27 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
                            weight_decay=config.weight_decay)
 
 
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig,
+              total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-step learning-rate schedule peaking at ``config.lr``.
+
+    "one-cycle": PyTorch's OneCycleLR (cosine, momentum / Adam's beta1 cycled inversely). "triangle": the schedule
+    of Wong et al.'s fast adversarial training code — linear from 0 to the peak at 40% of the steps, then linear
+    to 0, the optimizer's momentum untouched.
+    """
+    if config.schedule == "one-cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=total_steps)
+    if config.schedule == "triangle":
+        peak = max(1.0, 0.4 * total_steps)
+
+        def factor(step: int) -> float:  # LambdaLR calls it with the number of steps taken so far
+            done = step + 1
+            return done / peak if done <= peak else max(0.0, (total_steps - done) / max(total_steps - peak, 1.0))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    raise InvalidArgumentError(f"unknown learning-rate schedule '{config.schedule}'; choose one-cycle or triangle")
+
+
 def validation_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(training indices, held-out indices): a seeded draw of ``size`` images (at most 10% of ``n``)."""
     size = min(size, n // 10)
@@ -113,8 +143,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     step_model = torch.compile(trained) if config.compile else trained
     optimizer = _optimizer(model, config)
     steps_per_epoch = -(-len(distributed.shard(train_index)) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, epochs=config.epochs,
-                                                   steps_per_epoch=steps_per_epoch)
+    schedule = _schedule(optimizer, config, config.epochs * steps_per_epoch)
     images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     labels = train_set.labels
     channels_last = device.type == "cuda" and images.ndim == 4
@@ -154,8 +183,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                     if record["val_pgd_accuracy"] > best_score:
                         best_score, best_state = record["val_pgd_accuracy"], copy.deepcopy(model.state_dict())
                         history.best_epoch = epoch + 1
-                    elif (record["val_pgd_accuracy"] < COLLAPSE * best_score and best_score >= ESTABLISHED
-                          and history.collapsed_at is None):
+                    elif is_collapse(record["val_pgd_accuracy"], best_score) and history.collapsed_at is None:
                         history.collapsed_at = epoch + 1
                         log(f"catastrophic overfitting at epoch {epoch + 1}: validation PGD accuracy "
                             f"{record['val_pgd_accuracy']:.1%} after {best_score:.1%} (best so far: epoch "
