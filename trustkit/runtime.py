@@ -6,6 +6,7 @@ import os
 import platform
 import random
 import sys
+import time
 from typing import Iterator
 
 import numpy as np
@@ -120,8 +121,6 @@ class ProgressTask:
         self._bar.update(self._task, note=text)
         if not milestone or self._line_prefix is None:
             return
-        import time
-
         task = self._bar.tasks[self._task]
         finished = task.total is not None and task.completed >= task.total
         now = time.monotonic()
