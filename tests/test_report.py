@@ -33,3 +33,18 @@ def test_templates_are_packaged():
     names = {p.name for p in resources.files("trustkit.report").joinpath("templates").iterdir()}
     assert {"base.html.j2", "bench.html.j2"} <= names
     assert render  # imported from the package, not a source path
+
+
+def test_provenance_shows_what_adversarial_training_kept():
+    from trustkit.report.bench_report import _model_summary
+
+    def summary(**metrics):
+        return _model_summary({"parameters": 10, "metadata": {"arch": "cnn", "recipe": {"recipe": "fgsm-rs"},
+                                                              "metrics": {"clean_accuracy": 0.9, **metrics}}})
+
+    robust = summary(best_epoch=9, best_val_pgd_accuracy=0.918, never_robust=False)
+    assert robust["adversarial training kept"] == "epoch 9, validation PGD-10 accuracy 91.8%"
+    failed = summary(best_epoch=6, best_val_pgd_accuracy=0.166, never_robust=True, catastrophic_overfitting_at=8)
+    assert "catastrophic overfitting at epoch 8" in failed["adversarial training kept"]
+    assert "WARNING: adversarial training never became robust" in failed["adversarial training kept"]
+    assert "adversarial training kept" not in summary()  # a clean model has no guard to report

@@ -59,8 +59,18 @@ def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {k: meta[k] for k in ("arch", "dataset", "seed") if k in meta}
     if "recipe" in meta:
         summary["training recipe"] = ", ".join(f"{k}={v}" for k, v in meta["recipe"].items())
-    if meta.get("metrics", {}).get("clean_accuracy") is not None:
-        summary["test accuracy at training"] = f"{meta['metrics']['clean_accuracy']:.2%}"
+    metrics = meta.get("metrics", {})
+    if metrics.get("clean_accuracy") is not None:
+        summary["test accuracy at training"] = f"{metrics['clean_accuracy']:.2%}"
+    if metrics.get("best_epoch"):  # adversarial training: what the guard kept, and whether it ever took
+        kept = f"epoch {metrics['best_epoch']}"
+        if metrics.get("best_val_pgd_accuracy") is not None:
+            kept += f", validation PGD-10 accuracy {metrics['best_val_pgd_accuracy']:.1%}"
+        if metrics.get("catastrophic_overfitting_at"):
+            kept += f"; catastrophic overfitting at epoch {metrics['catastrophic_overfitting_at']}"
+        if metrics.get("never_robust"):
+            kept += "; WARNING: adversarial training never became robust"
+        summary["adversarial training kept"] = kept
     if meta.get("format") not in (None, "trustkit-checkpoint"):
         summary["format"] = meta["format"]
     summary["parameters"] = f"{info['parameters']:,}"
