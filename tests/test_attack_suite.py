@@ -6,13 +6,14 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from trustkit.attacks import ATTACKS, APGD, PGD, CarliniWagnerL2, DeepFool, StrongEnsemble, make_attack
+from trustkit.attacks import (ATTACKS, APGD, PGD, CarliniWagnerL2, DeepFool, StrongEnsemble, make_attack,
+                              supported_norms)
 from trustkit.attacks.losses import dlr, dlr_targeted
 from trustkit.data import get_spec
 from trustkit.errors import InvalidArgumentError
 from trustkit.models import build_model
 
-FAST = {"steps": 3, "binary_search_steps": 2}
+FAST = {"steps": 3, "binary_search_steps": 2, "n_queries": 50, "square.n_queries": 50}
 
 
 def accuracy(model, x, y) -> float:
@@ -33,6 +34,8 @@ def linear_model(seed=0, scale=1.0):
        seed=st.integers(0, 500))
 @example(name="apgd-ce", eps=1.192092896e-07, norm="l2", seed=1)  # eps at the float32 spacing of the pixels
 def test_every_attack_stays_inside_threat_model(name, eps, norm, seed):
+    if norm not in supported_norms(name):
+        norm = supported_norms(name)[0]
     model = linear_model(seed % 5)
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(6, 1, 8, 8, generator=generator)
@@ -145,7 +148,8 @@ def test_strong_ensemble_is_worst_case_and_credits_members(digits_cnn, digits_te
         wrong = digits_cnn(x_adv).argmax(1) != y
         clean_wrong = digits_cnn(x).argmax(1) != y
     assert ((broken >= 0) == (wrong & ~clean_wrong)).all()
-    assert (broken == 0).sum() > 0 and (broken == 1).sum() >= 0
+    # FGSM breaks most points; PGD, attacking only what FGSM left standing, breaks more of them
+    assert (broken == 0).sum() > 0 and (broken == 1).sum() > 0
 
 
 def test_strong_rejects_itself_and_unknown_members():

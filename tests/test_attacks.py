@@ -134,7 +134,7 @@ def test_attack_rejects_bad_inputs():
 
 
 def test_fgsm_agrees_with_art_elementwise(digits_cnn, digits_test):
-    art = pytest.importorskip("art")
+    import art
     from art.attacks.evasion import FastGradientMethod
     from art.estimators.classification import PyTorchClassifier
 

@@ -24,7 +24,7 @@ def test_bench_report_renders_cleanly_offline(tmp_path, digits_cnn):
     from trustkit.bench.run import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(attacks=["fgsm", "strong"], eps=[0.1, 0.2], n=40, out=str(tmp_path),
-                                   attack_params={"steps": 10}))
+                                   attack_params={"steps": 10, "square.n_queries": 300}))
     found = check_page(result.report)
     assert found.ok, found
     assert found.images >= 1 + 2 * 2 * 8 * 3  # curve + 4 cells × 8 gallery triples (+ heat maps)

@@ -177,12 +177,12 @@ def test_long_work_prints_epoch_lines_without_a_terminal(tmp_path):
 
 def test_strong_report_credits_members(tmp_path, capsys, digits_cnn):
     code, out, err = run_cli(capsys, "bench", "strong", "--n", "60", "--eps", "0.1", "--steps", "10",
-                             "--out", str(tmp_path), "--no-probes")
+                             "-p", "square.n_queries=300", "--out", str(tmp_path), "--no-probes")
     assert code == 0, err
     run_dir = next(tmp_path.iterdir())
     row = pd.read_csv(run_dir / "results.csv").iloc[0]
     counts = dict(item.split(":") for item in row["broken_by"].split(";"))
-    assert set(counts) == {"apgd-ce", "apgd-t"}
+    assert set(counts) == {"apgd-ce", "apgd-t", "fab-t", "square"}
     flipped = round(row["success_rate"] * row["clean_accuracy"] * row["n"])
     assert sum(map(int, counts.values())) == flipped
     assert "Which attack broke each point" in (run_dir / "report.html").read_text()

@@ -95,7 +95,10 @@ def test_report_is_self_contained_and_has_every_section(audit_run):
     for anchor in ("risk", "curve", "galleries", "mitigations", "membership", "model-inversion", "sanity", "run"):
         assert f'id="{anchor}"' in html
     assert html.count("data:image/png") >= 1 + 3 * 3 + 3  # leakage plot, galleries, mitigation strips
-    assert "SSIM 0.3" in html or "0.3" in html
+    # the risk table shows each layer's best SSIM exactly as layers.csv records it (3 decimals)
+    layers = pd.read_csv(next(out.iterdir()) / "layers.csv")
+    for row in layers.itertuples():
+        assert f'<td class="num">{row.best_ssim:.3f}</td>' in html, row.layer
 
 
 def test_user_strings_are_escaped(tmp_path, capsys, digits_cnn):

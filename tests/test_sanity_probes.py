@@ -68,3 +68,29 @@ def test_bench_report_shows_probe_flags(tmp_path, digits_cnn, digits_test):
     assert {"vanishing-gradients", "unbounded-attack"} <= flagged
     html = result.report.read_text()
     assert "flagged" in html and "unbounded-attack" in html
+
+
+class _PurifiesWithGradients(torch.nn.Module):
+    """A dynamic defense: one gradient step on the input inside every forward pass."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            probe = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.model(probe).logsumexp(1).sum(), probe)
+        return self.model((x - 0.01 * grad.sign()).clamp(0, 1))
+
+
+def test_autograd_inside_forward_is_flagged_as_autoattack_does(digits_softmax, digits_test):
+    from trustkit.sanity import autograd_calls_in_forward, probe_autograd_in_forward
+
+    x, _ = digits_test
+    assert autograd_calls_in_forward(digits_softmax, x[:2]) == []
+    assert probe_autograd_in_forward(digits_softmax, x)[0].status == "pass"
+    dynamic = _PurifiesWithGradients(digits_softmax)
+    assert autograd_calls_in_forward(dynamic, x[:2]) == ["autograd/__init__.py:grad"]
+    check = probe_autograd_in_forward(dynamic, x)[0]
+    assert check.status == "flag" and check.anchor == "autograd-in-forward"

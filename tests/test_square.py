@@ -57,7 +57,7 @@ def test_square_uses_scores_only_and_stays_in_the_threat_model(digits_softmax, d
     x, y = correct_subset(digits_softmax, *digits_test, 60)
     wrapped = GradientFree(digits_softmax)
     torch.manual_seed(0)
-    x_adv = Square(eps, norm, n_queries=150)(wrapped, x, y)
+    x_adv = Square(eps, norm=norm, n_queries=150)(wrapped, x, y)
     assert wrapped.grad_enabled_calls == 0
     delta = (x_adv - x).flatten(1)
     norms = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
@@ -89,7 +89,7 @@ def test_square_succeeds_more_with_more_queries(digits_cnn, digits_test, norm, e
     rates = []
     for budget in (10, 300):
         torch.manual_seed(0)
-        rates.append(success(digits_cnn, Square(eps, norm, n_queries=budget)(digits_cnn, x, y), y))
+        rates.append(success(digits_cnn, Square(eps, norm=norm, n_queries=budget)(digits_cnn, x, y), y))
     assert rates[1] > rates[0] + 0.1, rates
 
 
@@ -164,14 +164,13 @@ def test_black_box_beating_white_box_is_flagged(tmp_path, digits_softmax):
 
 @pytest.mark.filterwarnings("ignore")
 def test_hopskipjump_queries_land_in_the_same_column(digits_softmax, digits_test):
-    pytest.importorskip("art")
     from trustkit.attacks.art_bridge import ArtAttack
     from trustkit.bench.evaluate import clean_predictions, run_attack, summarize
 
     x, y = digits_test[0][:6], digits_test[1][:6]
     clean = clean_predictions(digits_softmax, x, batch_size=64, device=torch.device("cpu"))
     counter = QueryCounter(digits_softmax)
-    attack = ArtAttack(0.3, "linf", class_name="HopSkipJump", max_iter=2, max_eval=20, init_eval=5)
+    attack = ArtAttack(0.3, norm="linf", class_name="HopSkipJump", max_iter=2, max_eval=20, init_eval=5)
     outcome = run_attack(counter, attack, x, y, clean, batch_size=64, device=torch.device("cpu"))
     attacked = clean.label == y
     assert outcome.queries is not None and bool((outcome.queries[attacked] > 1).all())
@@ -187,7 +186,6 @@ def test_hopskipjump_queries_land_in_the_same_column(digits_softmax, digits_test
 def test_square_is_at_least_as_strong_as_arts(digits_softmax, digits_test, norm, eps):
     """Reference: ART's SquareAttack on the same model, images, budget (iterations) and p_init. Both stay in the
     threat model; trustkit (per-image windows, as the authors' code) is not weaker beyond noise."""
-    pytest.importorskip("art")
     import numpy as np
     from art.attacks.evasion import SquareAttack
 
@@ -195,7 +193,7 @@ def test_square_is_at_least_as_strong_as_arts(digits_softmax, digits_test, norm,
 
     x, y = correct_subset(digits_softmax, *digits_test, 150)
     torch.manual_seed(0)
-    ours = Square(eps, norm, n_queries=101, p_init=0.3)(digits_softmax, x, y)
+    ours = Square(eps, norm=norm, n_queries=101, p_init=0.3)(digits_softmax, x, y)
     np.random.seed(0)
     art_attack = SquareAttack(art_classifier(digits_softmax, (1, 8, 8), 10), norm=np.inf if norm == "linf" else 2,
                               eps=eps, max_iter=100, p_init=0.3, batch_size=256, verbose=False)
@@ -212,7 +210,6 @@ def test_square_is_at_least_as_strong_as_arts(digits_softmax, digits_test, norm,
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("norm, eps", [("linf", 0.3), ("l2", 1.5)])
 def test_hopskipjump_budget_queries_and_threat_model(digits_softmax, digits_test, norm, eps):
-    pytest.importorskip("art")
     from trustkit.attacks import HopSkipJump
 
     x, y = correct_subset(digits_softmax, *digits_test, 12)
@@ -238,7 +235,6 @@ def test_hopskipjump_budget_queries_and_threat_model(digits_softmax, digits_test
 
 @pytest.mark.filterwarnings("ignore")
 def test_bench_hopskipjump_records_queries(tmp_path, capsys, digits_softmax):
-    pytest.importorskip("art")
     code, out, err = run_cli(capsys, "-q", "bench", "hopskipjump", "--model", "softmax", "--n", "10", "--eps", "1.5",
                              "--norm", "l2", "-p", "n_queries=400", "--out", str(tmp_path), "--no-probes")
     assert code == 0, err

@@ -104,6 +104,9 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
                    "art:ClassName these go to the ART class.")
 @click.option("--engine", type=click.Choice(["trustkit", "art"]), default="trustkit", show_default=True,
               help="Whose implementation runs the named attacks: trustkit's own or ART's.")
+@click.option("--targets", type=click.Choice(["random", "least-likely"]), default="random", show_default=True,
+              help="Target labels of targeted attacks (-p targeted=true): a seeded random other class, or the "
+                   "class the clean image scores lowest. Never the true label.")
 @click.option("--no-probes", is_flag=True,
               help="Skip the model sanity probes (unbounded attack, gradients, outputs, randomness).")
 @click.option("--suite", "-s", help="Run a benchmark suite instead: a name (`trustkit list suites`) or a YAML file. "
@@ -123,7 +126,7 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 def bench(attack: str | None, attack_option: tuple[str, ...], model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
           steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...], engine: str,
-          no_probes: bool, suite: str | None, jobs: int, no_cache: bool, defenses: tuple[str, ...], device: str, seed: int, out: str,
+          targets: str, no_probes: bool, suite: str | None, jobs: int, no_cache: bool, defenses: tuple[str, ...], device: str, seed: int, out: str,
           data_root: str | None, download: bool) -> None:
     """Attack a model over an epsilon grid and write an HTML + CSV report.
 
@@ -168,9 +171,12 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
     config = BenchConfig(attacks=names, model=model, dataset=dataset, eps=_split_list(eps) or None,
                          norm=norm, n=n, batch_size=batch_size, device=device, seed=seed, out=out,
                          data_root=data_root, download=download, engine=engine, probes=not no_probes,
-                         attack_params={"steps": steps, "alpha": alpha, "restarts": restarts},
-                         strict_params=dict(parse_param(p) for p in params), jobs=jobs, use_cache=not no_cache,
-                         defenses=_split_list(defenses))
+                         # --steps/--alpha/--restarts go to every attack that takes them; one that no attack
+                         # takes is an error (bim --restarts 5 used to be ignored without a word)
+                         strict_params={**{k: v for k, v in (("steps", steps), ("alpha", alpha),
+                                                             ("restarts", restarts)) if v is not None},
+                                        **dict(parse_param(p) for p in params)}, jobs=jobs, use_cache=not no_cache,
+                         defenses=_split_list(defenses), targets=targets)
     result = run_bench(config)
     _print_results(result.results, result.checks)
     click.echo(f"report: {result.report}")
@@ -178,6 +184,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
 
 def _print_results(results: Any, checks: list) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from trustkit.attacks import format_eps
@@ -191,13 +198,22 @@ def _print_results(results: Any, checks: list) -> None:
         table.add_column(column, justify="left" if column in ("model", "dataset", "attack", "norm") else "right")
     for row in results.itertuples():
         label = row.attack if row.engine == "trustkit" or row.attack.startswith("art:") else f"{row.attack} ({row.engine})"
+        label += f" (targeted: {row.targets})" if isinstance(row.targets, str) and row.targets else ""
         table.add_row(*([row.model, row.dataset] if several else []), label, row.norm, format_eps(row.eps), f"{row.clean_accuracy:.1%}",
                       f"{row.robust_accuracy:.1%}", f"{row.success_rate:.1%}", f"{row.seconds:.2f}")
     console = Console()
     console.print(table)
     for check in checks:
         if check.status == "flag":
-            console.print(f"[bold yellow]sanity flag:[/] {check.name}: {check.detail}", markup=True, highlight=False)
+            console.print(f"[bold yellow]sanity flag:[/] {escape(check.name)}: {escape(check.detail)}", markup=True,
+                          highlight=False)
+    from trustkit.sanity import evaluation_strength
+
+    for _, group in results.groupby(["model", "dataset", "norm"], sort=False):
+        strength = evaluation_strength(group)
+        if strength["level"] == "weak":
+            console.print(f"[bold yellow]{escape(str(group['model'].iloc[0]))}:[/] {strength['note']} For a strong "
+                          f"evaluation run: {escape(strength['command'])}", markup=True, highlight=False)
 
 
 @main.command()

@@ -7,6 +7,7 @@ sees what was checked, not only what failed.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -18,12 +19,13 @@ from trustkit.attacks.base import format_eps
 
 DOCS = "docs/sanity-checks.md"
 SINGLE_STEP_ATTACKS = ("fgsm",)
-ITERATIVE_ATTACKS = ("pgd", "bim", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t", "strong")
+ITERATIVE_ATTACKS = ("pgd", "bim", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "strong", "strong-rand")
+STRONGEST_ATTACKS = ("strong", "strong-rand")
 PROBE_SAMPLES = 100  # images the model probes use (cheap next to the attacks themselves)
 UNBOUNDED_STEPS = 20
 UNBOUNDED_MAX_ROBUST = 0.02  # an eps=1 linf attack may leave at most this fraction standing
 VANISHING_SHARE = 0.05  # flag when more than this fraction of correctly classified images have a zero gradient
-CURVE_KEYS = ["model", "dataset", "defense", "evaluation", "attack", "engine", "norm"]
+CURVE_KEYS = ["model", "dataset", "defense", "evaluation", "attack", "engine", "targets", "norm"]
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,39 @@ def _keys(results: pd.DataFrame, keys: list[str]) -> list[str]:
     return [k for k in keys if k in results.columns]
 
 
+def evaluation_strength(results: pd.DataFrame) -> dict[str, str]:
+    """How strong the attacks behind a results frame were: ``level`` "strong" (the AutoAttack-grade ensemble
+    ran), "iterative" (white-box iterative attacks, but not the ensemble) or "weak" (only single-step or
+    black-box attacks: the worst robust accuracy is an upper bound far above the truth); ``note`` says so and
+    names the command of a strong evaluation."""
+    judged = _untargeted(_judged(results))
+    attacks = set(judged["attack"]) if not judged.empty else set()
+    first = results.iloc[0]
+    eps = ",".join(format_eps(e) for e in sorted(set(results["eps"])))
+    command = (f"trustkit bench strong --model {first['model']} --dataset {first['dataset']} --norm {first['norm']} "
+               f"--eps {eps}")
+    if attacks & set(STRONGEST_ATTACKS):
+        return {"level": "strong", "note": "", "command": command}
+    white_iterative = judged[judged["attack"].isin(ITERATIVE_ATTACKS)
+                             & (judged.get("access", "white-box") == "white-box")] if not judged.empty else judged
+    if not white_iterative.empty:
+        return {"level": "iterative", "command": command,
+                "note": "Iterative white-box attacks ran, but not trustkit's strongest evaluation (AutoAttack's "
+                        "ensemble, which adds FAB-T and the gradient-free Square): robust accuracy may still be "
+                        "overestimated."}
+    return {"level": "weak", "command": command,
+            "note": "Upper bound only: the worst robust accuracy comes from single-step or black-box attacks, "
+                    "which overestimate robustness, often by far."}
+
+
 def robust_accuracy_monotone(results: pd.DataFrame) -> list[Check]:
     """Robust accuracy must not rise with epsilon: a larger ball contains the smaller one."""
     name, anchor = "robust accuracy falls with epsilon", "monotone-in-epsilon"
     results = _judged(results)
-    if results.empty or results.groupby(_keys(results, CURVE_KEYS))["eps"].nunique().max() < 2:
+    if results.empty or results.groupby(_keys(results, CURVE_KEYS), dropna=False)["eps"].nunique().max() < 2:
         return [Check(name, "skipped", "needs at least two epsilons for one attack", anchor)]
     problems = []
-    for _, group in results.groupby(_keys(results, CURVE_KEYS), sort=False):
+    for _, group in results.groupby(_keys(results, CURVE_KEYS), sort=False, dropna=False):
         label = f"{group['attack'].iloc[0]} ({group['norm'].iloc[0]}) on {group['model'].iloc[0]}"
         previous = None
         for row in group.sort_values("eps").itertuples():
@@ -88,10 +115,18 @@ def _judged(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["evaluation"] != "naive"] if "evaluation" in results.columns else results
 
 
+def _untargeted(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows of untargeted attacks: a targeted attack stops at its target, so its robust accuracy is not
+    comparable with an untargeted attack's."""
+    if "targets" not in results.columns:
+        return results
+    return results[results["targets"].fillna("").astype(str) == ""]
+
+
 def iterative_not_weaker(results: pd.DataFrame) -> list[Check]:
     """An iterative attack must do at least as well as a single step (FGSM) at the same epsilon."""
     name, anchor = "iterative attacks beat single-step ones", "iterative-vs-single-step"
-    results = _judged(results)
+    results = _untargeted(_judged(results))
     single = results[results["attack"].isin(SINGLE_STEP_ATTACKS)]
     iterative = results[results["attack"].isin(ITERATIVE_ATTACKS)]
     if single.empty or iterative.empty:
@@ -108,6 +143,7 @@ def black_box_not_stronger(results: pd.DataFrame) -> list[Check]:
     name, anchor = "white-box attacks beat black-box ones", "black-box-vs-white-box"
     if "access" not in results.columns:
         return [Check(name, "skipped", "no attack access recorded", anchor)]
+    results = _untargeted(results)
     black = results[results["access"] == "black-box"]
     white = results[results["access"] == "white-box"]
     if black.empty or white.empty:
@@ -173,10 +209,47 @@ def probe_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Ch
     if difference > 1e-5:
         checks.append(Check(name, "flag", f"two forward passes on the same images differ (max |Δ logit| {difference:.3g}): "
                             "the model is randomised, so single gradients are noisy — attack with expectation over "
-                            "transformation (average gradients over many passes) before trusting robust accuracy", anchor))
+                            "transformation (average gradients over many passes) before trusting robust accuracy; "
+                            "'strong' runs as 'strong-rand' (APGD-CE and APGD-DLR with EOT over 20 draws) here", anchor))
     else:
         checks.append(Check(name, "pass", "two forward passes on the same images agree", anchor))
     return checks
+
+
+def autograd_calls_in_forward(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of autograd entry points (``torch.autograd.grad``, ``Tensor.backward``) that one forward pass calls.
+
+    As AutoAttack's ``check_dynamic``: such a model differentiates inside its own forward pass (a dynamic
+    defense that runs an attack or a purification step on every input), which standard attacks do not handle.
+    """
+    seen: list[str] = []
+
+    def profile(frame, event, arg):  # noqa: ANN001, ANN202 - sys.setprofile's signature
+        if event == "call":
+            code = frame.f_code
+            path = code.co_filename.replace("\\", "/")
+            if (code.co_name == "grad" and path.endswith("torch/autograd/__init__.py")) or \
+                    (code.co_name == "backward" and path.endswith(("torch/_tensor.py", "torch/autograd/__init__.py"))):
+                seen.append(f"{path.rsplit('torch/', 1)[-1]}:{code.co_name}")
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        with torch.enable_grad():
+            model(x)
+    finally:
+        sys.setprofile(previous)
+    return sorted(set(seen))
+
+
+def probe_autograd_in_forward(model: nn.Module, x: torch.Tensor) -> list[Check]:
+    name, anchor = "no autograd inside the forward pass", "autograd-in-forward"
+    calls = autograd_calls_in_forward(model, x[:2])
+    if calls:
+        return [Check(name, "flag", f"the forward pass calls {', '.join(calls)}: the model differentiates inside "
+                      "itself (a dynamic defense). Standard attacks, AutoAttack's included, are not designed for it; "
+                      "evaluate it with an adaptive attack built for that defense", anchor)]
+    return [Check(name, "pass", "one forward pass calls neither torch.autograd.grad nor backward", anchor)]
 
 
 def probe_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Check]:
@@ -229,7 +302,7 @@ def probe_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     in the report get useful gradients — while the output probes test the deployed model.
     """
     x, y = x[:PROBE_SAMPLES].to(device), y[:PROBE_SAMPLES].to(device)
-    checks = probe_outputs(model, x, y)
+    checks = probe_outputs(model, x, y) + probe_autograd_in_forward(model, x)
     if gradient_model is not None:
         checks = [Check(c.name, c.status, c.detail + (" — the adaptive rows of this report already use EOT"
                                                       if c.anchor == "deterministic-model" and c.status == "flag" else ""),

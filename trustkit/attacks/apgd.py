@@ -35,29 +35,41 @@ class APGD(Attack):
 
     ``targets`` > 0 runs the targeted DLR version APGD-T: one run per target class among the ``targets``
     classes the clean image scores highest after its top one, each on the samples still standing. Success
-    is always misclassification (targets only steer the search). Returns per sample the first fooling
-    iterate (``early_stop``, which also drops it from the batch) or else the highest-loss point found.
+    is always misclassification (targets only steer the search). With ``early_stop`` (default) it returns per
+    sample the first fooling iterate (and drops the sample from the batch), else the highest-loss point found;
+    with ``early_stop=False`` every sample runs all steps and returns its highest-loss point.
     """
 
     name = "apgd"
 
-    def __init__(self, eps: float | str, steps: int = 100, norm: str = "linf", loss: str = "ce", restarts: int = 1,
-                 targets: int = 0, early_stop: bool = True, rho: float = RHO) -> None:
-        super().__init__(eps, norm, False)
-        if int(steps) < 1 or int(restarts) < 1 or int(targets) < 0:
-            raise InvalidArgumentError(f"APGD needs steps >= 1, restarts >= 1 and targets >= 0, got steps={steps}, "
-                                       f"restarts={restarts}, targets={targets}")
+    def __init__(self, eps: float | str, *, norm: str = "linf", steps: int = 100, loss: str = "ce", restarts: int = 1,
+                 targets: int = 0, early_stop: bool = True, rho: float = RHO, eot: int = 1) -> None:
+        super().__init__(eps, norm=norm, early_stop=early_stop)
+        if int(steps) < 1 or int(restarts) < 1 or int(targets) < 0 or int(eot) < 1:
+            raise InvalidArgumentError(f"APGD needs steps >= 1, restarts >= 1, targets >= 0 and eot >= 1, got "
+                                       f"steps={steps}, restarts={restarts}, targets={targets}, eot={eot}")
         if loss not in LOSSES:
             raise InvalidArgumentError(f"unknown APGD loss '{loss}'; use one of: {', '.join(LOSSES)}")
         self.steps, self.restarts, self.targets = int(steps), int(restarts), int(targets)
-        self.loss, self.early_stop, self.rho = loss, bool(early_stop), float(rho)
+        self.loss, self.rho, self.eot = loss, float(rho), int(eot)
         self.first_checkpoint = max(int(0.22 * self.steps), 1)
         self.min_interval = max(int(0.06 * self.steps), 1)
         self.interval_decrease = max(int(0.03 * self.steps), 1)
 
     def params(self) -> dict[str, object]:
         return {**super().params(), "steps": self.steps, "restarts": self.restarts, "loss": self.loss,
-                "targets": self.targets, "early_stop": self.early_stop, "rho": self.rho}
+                "targets": self.targets, "rho": self.rho, "eot": self.eot}
+
+    def _gradient(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective) -> tuple:  # noqa: ANN001
+        """``input_gradient``; with ``eot`` > 1 the loss and gradient are averaged over that many draws of a
+        randomised model (the logits, used to judge success, are the last draw's)."""
+        if self.eot == 1:
+            return input_gradient(model, x, y, objective=objective)
+        loss_sum, grad_sum = 0.0, torch.zeros_like(x)
+        for _ in range(self.eot):
+            logits, loss, grad = input_gradient(model, x, y, objective=objective)
+            loss_sum, grad_sum = loss_sum + loss, grad_sum + grad
+        return logits, loss_sum / self.eot, grad_sum / self.eot
 
     def run_once(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  target: torch.Tensor | None = None) -> RunResult:
@@ -73,7 +85,7 @@ class APGD(Attack):
                 return dlr_targeted(logits, labels, s["target"])
             return cross_entropy(logits, labels) if self.loss == "ce" else dlr(logits, labels)
 
-        logits, loss, grad = input_gradient(model, x_adv, y, objective=objective)
+        logits, loss, grad = self._gradient(model, x_adv, y, objective)
         s.update({
             "x_adv": x_adv, "x_old": x_adv, "grad": grad, "x_best": x_adv, "grad_best": grad, "loss_best": loss,
             "loss_last_check": loss, "reduced_last_check": torch.ones(n, dtype=torch.bool, device=x.device),
@@ -81,6 +93,7 @@ class APGD(Attack):
             "history": torch.full((n, self.steps + 1), -torch.inf, device=x.device),
         })
         s["history"][:, 0] = loss
+        s["fooled_best"] = is_fooled(logits, y)
         result, value = x_adv.clone(), loss.clone()
         fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
         active = torch.arange(n, device=x.device)
@@ -107,12 +120,13 @@ class APGD(Attack):
             z = self.threat.project(s["x_adv"] + s["step_size"] * steepest_ascent(s["grad"], self.norm), s["x"])
             s["x_adv"] = self.threat.project(s["x_adv"] + momentum * (z - s["x_adv"]) + (1 - momentum) * previous,
                                              s["x"])
-            logits, loss, s["grad"] = input_gradient(model, s["x_adv"], s["y"], objective=objective)
+            logits, loss, s["grad"] = self._gradient(model, s["x_adv"], s["y"], objective)
             s["history"][:, i + 1] = loss
             improved = loss > s["loss_best"]
             s["x_best"] = torch.where(improved.view(shape), s["x_adv"], s["x_best"])
             s["grad_best"] = torch.where(improved.view(shape), s["grad"], s["grad_best"])
             s["loss_best"] = torch.where(improved, loss, s["loss_best"])
+            s["fooled_best"] = torch.where(improved, is_fooled(logits, s["y"]), s["fooled_best"])
             since_check += 1
             if since_check == interval:
                 window = s["history"][:, i + 1 - interval:i + 2]
@@ -127,14 +141,8 @@ class APGD(Attack):
             fooled_now = is_fooled(logits, s["y"])
             if self.early_stop and bool(fooled_now.any()):
                 retire(fooled_now, fooled_now)
-            elif not self.early_stop:  # keep the first fooling iterate, as the early-stopping path would
-                newly = fooled_now & ~fooled[active]
-                result[active[newly]] = s["x_adv"][newly]
-                fooled[active[newly]] = True
-        if len(active):  # never fooled: the highest-loss point; fooled along the way: the fooling iterate
-            standing = ~fooled[active]
-            result[active[standing]] = s["x_best"][standing]
-            value[active] = s["loss_best"]
+        if len(active):  # still in the batch: the highest-loss point (with early_stop, never fooled)
+            result[active], fooled[active], value[active] = s["x_best"], s["fooled_best"], s["loss_best"]
         return result, fooled, value
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

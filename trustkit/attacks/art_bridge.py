@@ -73,9 +73,9 @@ class ArtAttack(Attack):
     eps, norm, batch size and verbosity are filled in where the class takes them and ``params`` does not.
     """
 
-    def __init__(self, eps: float | str, norm: str = "linf", *, class_name: str, batch_size: int = 256,
+    def __init__(self, eps: float | str, *, norm: str = "linf", class_name: str, batch_size: int = 256,
                  label: str | None = None, **params: Any) -> None:
-        super().__init__(eps, norm, False)
+        super().__init__(eps, norm=norm)
         self.cls = _evasion_class(class_name)
         accepted = set(inspect.signature(self.cls.__init__).parameters)
         unknown = set(params) - accepted
@@ -139,4 +139,4 @@ def art_equivalent(name: str, native: Attack, batch_size: int = 256) -> ArtAttac
         raise InvalidArgumentError("ART's BasicIterativeMethod is linf only; use --norm linf or --engine trustkit")
     if name == "deepfool" and native.norm != "l2":
         raise InvalidArgumentError("ART's DeepFool is l2 only; use --norm l2 or --engine trustkit")
-    return ArtAttack(native.eps, native.norm, class_name=class_name, batch_size=batch_size, label=name, **kwargs)
+    return ArtAttack(native.eps, norm=native.norm, class_name=class_name, batch_size=batch_size, label=name, **kwargs)

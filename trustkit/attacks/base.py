@@ -103,6 +103,18 @@ class ThreatModel:
         return f"{self.norm} eps={format_eps(self.eps)}"
 
 
+def extend_to_boundary(x_adv: torch.Tensor, x: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+    """Scale each non-zero perturbation along its direction to the ball's boundary (norm exactly eps).
+
+    A minimum-norm point only just crosses the attacked model's boundary; on another model (transfer, a
+    defense's surrogate) the full budget in the same direction is the stronger point.
+    """
+    delta = (x_adv - x).flatten(1)
+    size = delta.abs().amax(dim=1) if threat.norm == "linf" else delta.norm(dim=1)
+    scale = torch.where(size > 0, threat.eps32 / size.clamp_min(1e-12), torch.ones_like(size))
+    return (x + (x_adv - x) * scale.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
+
+
 def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``(linf, l2)`` norms of ``x_adv - x`` (pixel units on [0, 1])."""
     delta = (x_adv - x).flatten(1)
@@ -130,15 +142,33 @@ class Attack(abc.ABC):
 
     ``attack(model, x, y)`` takes images N×C×H×W in [0, 1] and labels (targets when ``targeted``) and returns
     adversarial images inside the threat model. The model runs in eval mode; only input gradients are taken.
+
+    Every option is keyword-only after ``eps``. ``norms`` lists the norms the attack supports; any other is
+    refused. ``early_stop=True`` (default) returns per sample the first point that fools the model, which is all
+    an evaluation of *this* model needs; ``early_stop=False`` spends the whole budget and returns the strongest
+    point (last or highest-loss iterate; for minimum-norm attacks, the found direction extended to the ball's
+    boundary) — what a transfer attack or an attack on a defended model's surrogate needs.
     """
 
     name: str = "attack"
     access: str = "white-box"  # "black-box" for attacks that only query outputs (sanity checks compare them)
     minimum_norm: bool = False  # True: find() seeks the smallest perturbation, whatever eps is
+    boundary_point: bool = False  # True: results sit just past the decision boundary (minimum-norm searches)
+    norms: tuple[str, ...] = NORMS
+    can_target: bool = False  # True: ``targeted=True`` makes ``y`` the target labels
 
-    def __init__(self, eps: float | str, norm: str = "linf", targeted: bool = False) -> None:
+    def __init__(self, eps: float | str, *, norm: str = "linf", targeted: bool = False,
+                 early_stop: bool = True) -> None:
+        if norm not in type(self).norms:
+            supported = " or ".join(type(self).norms)
+            raise InvalidArgumentError(f"attack '{self.name}' supports only the {supported} norm, not '{norm}'; "
+                                       f"use --norm {type(self).norms[0]}")
+        if targeted and not self.can_target:
+            raise InvalidArgumentError(f"attack '{self.name}' has no targeted version; drop targeted=true "
+                                       "(apgd-t and fab-t steer towards runner-up classes on their own)")
         self.threat = ThreatModel(norm, parse_eps(eps))
-        self.targeted = targeted
+        self.targeted = bool(targeted)
+        self.early_stop = bool(early_stop)
 
     @property
     def eps(self) -> float:
@@ -152,6 +182,8 @@ class Attack(abc.ABC):
         check_inputs(x, y)
         with input_gradients_only(model):
             x_adv = self.perturb(model, x.detach(), y.detach())
+        if self.boundary_point and not self.early_stop:
+            x_adv = extend_to_boundary(x_adv.detach(), x.detach(), self.threat)
         return self.threat.project_strict(x_adv.detach(), x.detach())
 
     def find_unbounded(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -174,8 +206,8 @@ class Attack(abc.ABC):
         """Craft adversarial examples; the caller projects the result onto the threat model."""
 
     def params(self) -> dict[str, object]:
-        """Parameters that define this attack (recorded in reports)."""
-        return {"norm": self.norm, "eps": self.eps, "targeted": self.targeted}
+        """Parameters that define this attack, defaults resolved (recorded in reports and cache keys)."""
+        return {"norm": self.norm, "eps": self.eps, "targeted": self.targeted, "early_stop": self.early_stop}
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v}" for k, v in self.params().items())

@@ -22,10 +22,13 @@ class CarliniWagnerL2(Attack):
 
     name = "cw"
     minimum_norm = True
+    boundary_point = True
+    norms = ("l2",)
 
-    def __init__(self, eps: float | str, norm: str = "l2", steps: int = 100, binary_search_steps: int = 5,
-                 initial_const: float = 0.1, lr: float = 0.01, confidence: float = 0.0, abort_early: bool = True) -> None:
-        super().__init__(eps, norm, False)
+    def __init__(self, eps: float | str, *, norm: str = "l2", steps: int = 100, binary_search_steps: int = 5,
+                 initial_const: float = 0.1, lr: float = 0.01, confidence: float = 0.0, abort_early: bool = True,
+                 early_stop: bool = True) -> None:
+        super().__init__(eps, norm=norm, early_stop=early_stop)
         if steps < 1 or binary_search_steps < 1 or initial_const <= 0 or lr <= 0:
             raise InvalidArgumentError("C&W needs steps >= 1, binary_search_steps >= 1, initial_const > 0 and lr > 0")
         self.steps, self.binary_search_steps = int(steps), int(binary_search_steps)
@@ -34,7 +37,8 @@ class CarliniWagnerL2(Attack):
 
     def params(self) -> dict[str, object]:
         return {**super().params(), "steps": self.steps, "binary_search_steps": self.binary_search_steps,
-                "initial_const": self.initial_const, "lr": self.lr, "confidence": self.confidence}
+                "initial_const": self.initial_const, "lr": self.lr, "confidence": self.confidence,
+                "abort_early": self.abort_early}
 
     def find(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The smallest-L2 adversarial example found per sample, unbounded (the clean image if none)."""

@@ -18,10 +18,11 @@ class DeepFool(Attack):
 
     name = "deepfool"
     minimum_norm = True
+    boundary_point = True
 
-    def __init__(self, eps: float | str, norm: str = "l2", steps: int = 50, overshoot: float = 0.02,
-                 candidates: int = 10) -> None:
-        super().__init__(eps, norm, False)
+    def __init__(self, eps: float | str, *, norm: str = "l2", steps: int = 50, overshoot: float = 0.02,
+                 candidates: int = 10, early_stop: bool = True) -> None:
+        super().__init__(eps, norm=norm, early_stop=early_stop)
         if steps < 1 or overshoot < 0 or candidates < 2:
             raise InvalidArgumentError("DeepFool needs steps >= 1, overshoot >= 0 and candidates >= 2")
         self.steps, self.overshoot, self.candidates = int(steps), float(overshoot), int(candidates)

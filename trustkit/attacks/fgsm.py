@@ -14,9 +14,12 @@ class FGSM(Attack):
     """
 
     name = "fgsm"
+    can_target = True
 
-    def __init__(self, eps: float | str, targeted: bool = False, norm: str = "linf") -> None:
-        super().__init__(eps, norm, targeted)
+    def __init__(self, eps: float | str, *, norm: str = "linf", targeted: bool = False,
+                 early_stop: bool = True) -> None:
+        # one step is the whole budget: early_stop changes nothing
+        super().__init__(eps, norm=norm, targeted=targeted, early_stop=early_stop)
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _, _, grad = input_gradient(model, x, y, targeted=self.targeted)

@@ -11,6 +11,9 @@ image and ends the search
 - when the image's budget ``n_queries`` is spent; the result is then the adversarial query closest to ``x`` seen
   so far (projected onto the threat model by the caller; usually no longer adversarial), else ``x``.
 
+With ``early_stop=False`` the search never stops early: it spends the budget, and the closest adversarial point
+is extended along its direction to the ball's boundary (see :func:`trustkit.attacks.base.extend_to_boundary`).
+
 How queries are counted: ART asks its classifier in batches (the clean image, random starting points, up to
 ``max_eval`` boundary probes per iteration, binary-search steps); each input row of each batch is one query.
 A batch that would overrun the budget is cut to the rows that fit (the rest is never shown to the model).
@@ -59,7 +62,7 @@ class BudgetedOracle(nn.Module):
             delta = (rows[adversarial] - self.x).flatten(1)
             distance = delta.abs().amax(1) if self.attack.norm == "linf" else delta.norm(dim=1)
             inside = (distance <= self.attack.threat.eps32).nonzero().squeeze(1)
-            if len(inside):
+            if len(inside) and self.attack.early_stop:  # else: search on, for the closest point in the budget
                 self.found = rows[adversarial][inside[0]:inside[0] + 1].detach()
                 raise _Stop
             best = int(distance.argmin())
@@ -82,10 +85,13 @@ class HopSkipJump(Attack):
 
     name = "hopskipjump"
     access = "black-box"
+    boundary_point = True  # a decision-based search walks along the boundary
+    can_target = True
 
-    def __init__(self, eps: float | str, norm: str = "linf", n_queries: int = 1000, max_iter: int = 50,
-                 max_eval: int = 1000, init_eval: int = 100, init_size: int = 100, targeted: bool = False) -> None:
-        super().__init__(eps, norm, targeted)
+    def __init__(self, eps: float | str, *, norm: str = "linf", n_queries: int = 1000, max_iter: int = 50,
+                 max_eval: int = 1000, init_eval: int = 100, init_size: int = 100, targeted: bool = False,
+                 early_stop: bool = True) -> None:
+        super().__init__(eps, norm=norm, targeted=targeted, early_stop=early_stop)
         if int(n_queries) < 1:
             raise InvalidArgumentError(f"hopskipjump needs n_queries >= 1 (the query budget per image), got {n_queries}")
         for key, value in (("max_iter", max_iter), ("max_eval", max_eval), ("init_eval", init_eval),

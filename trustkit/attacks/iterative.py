@@ -55,16 +55,18 @@ class IterativeAttack(Attack):
     iterate (Madry et al.'s PGD), which suits adversarial training and transfer.
     """
 
-    def __init__(self, eps: float | str, norm: str = "linf", targeted: bool = False, *, steps: int = 10,
+    can_target = True
+
+    def __init__(self, eps: float | str, *, norm: str = "linf", targeted: bool = False, steps: int = 10,
                  restarts: int = 1, early_stop: bool = True) -> None:
-        super().__init__(eps, norm, targeted)
+        super().__init__(eps, norm=norm, targeted=targeted, early_stop=early_stop)
         if int(steps) < 1 or int(restarts) < 1:
             raise InvalidArgumentError(f"{self.name} needs steps >= 1 and restarts >= 1, got steps={steps}, "
                                        f"restarts={restarts}")
-        self.steps, self.restarts, self.early_stop = int(steps), int(restarts), bool(early_stop)
+        self.steps, self.restarts = int(steps), int(restarts)
 
     def params(self) -> dict[str, object]:
-        return {**super().params(), "steps": self.steps, "restarts": self.restarts, "early_stop": self.early_stop}
+        return {**super().params(), "steps": self.steps, "restarts": self.restarts}
 
     def objective(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         """Per-sample loss to ascend; None means cross-entropy (negated when targeted)."""

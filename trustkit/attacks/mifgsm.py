@@ -12,14 +12,16 @@ class MIFGSM(IterativeAttack):
 
     name = "mifgsm"
 
-    def __init__(self, eps: float | str, alpha: float | None = None, steps: int = 10, norm: str = "linf",
+    def __init__(self, eps: float | str, *, norm: str = "linf", alpha: float | None = None, steps: int = 10,
                  decay: float = 1.0, targeted: bool = False, early_stop: bool = True) -> None:
-        super().__init__(eps, norm, targeted, steps=steps, restarts=1, early_stop=early_stop)
+        super().__init__(eps, norm=norm, targeted=targeted, steps=steps, restarts=1, early_stop=early_stop)
         self.alpha = float(alpha) if alpha is not None else self.eps / self.steps
         self.decay = float(decay)
 
     def params(self) -> dict[str, object]:
-        return {**super().params(), "alpha": self.alpha, "decay": self.decay}
+        params = {**super().params(), "alpha": self.alpha, "decay": self.decay}
+        del params["restarts"]
+        return params
 
     def init_state(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"momentum": torch.zeros_like(x)}

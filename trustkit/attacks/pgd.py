@@ -19,9 +19,9 @@ class PGD(IterativeAttack):
 
     name = "pgd"
 
-    def __init__(self, eps: float | str, alpha: float | None = None, steps: int = 10, norm: str = "linf",
+    def __init__(self, eps: float | str, *, norm: str = "linf", alpha: float | None = None, steps: int = 10,
                  random_start: bool = True, restarts: int = 1, targeted: bool = False, early_stop: bool = True) -> None:
-        super().__init__(eps, norm, targeted, steps=steps, restarts=restarts, early_stop=early_stop)
+        super().__init__(eps, norm=norm, targeted=targeted, steps=steps, restarts=restarts, early_stop=early_stop)
         self.random_start = bool(random_start)
         self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / self.steps
         if self.alpha <= 0 and self.eps > 0:

@@ -80,10 +80,11 @@ class Square(Attack):
 
     name = "square"
     access = "black-box"
+    can_target = True
 
-    def __init__(self, eps: float | str, norm: str = "linf", n_queries: int = 1000, p_init: float | None = None,
-                 targeted: bool = False) -> None:
-        super().__init__(eps, norm, targeted)
+    def __init__(self, eps: float | str, *, norm: str = "linf", n_queries: int = 1000, p_init: float | None = None,
+                 targeted: bool = False, early_stop: bool = True) -> None:
+        super().__init__(eps, norm=norm, targeted=targeted, early_stop=early_stop)
         if int(n_queries) < 1:
             raise InvalidArgumentError(f"square needs n_queries >= 1 (the query budget per image), got {n_queries}")
         self.n_queries = int(n_queries)
@@ -120,8 +121,10 @@ class Square(Attack):
         queries += 1
         loss = self._loss(logits, y)
         done = is_fooled(logits, y, self.targeted)
+        first_fooled = torch.where(done, queries, torch.full_like(queries, self.n_queries))
         for iteration in range(self.n_queries - 1):
-            rows = (~done).nonzero().squeeze(1)
+            # early_stop=False keeps improving fooled samples too, for the whole budget (the strongest point)
+            rows = (~done).nonzero().squeeze(1) if self.early_stop else torch.arange(n, device=x.device)
             if len(rows) == 0 or self.eps == 0:  # eps 0: no proposal can change the image
                 break
             x_rows, best_rows = x[rows], x_best[rows]
@@ -131,11 +134,14 @@ class Square(Attack):
             queries[rows] += 1
             new_loss = self._loss(logits, y[rows])
             success = is_fooled(logits, y[rows], self.targeted)
-            improved = (new_loss < loss[rows]) | success
+            # early_stop keeps a fooling proposal at once; otherwise only real improvements of the loss count
+            improved = (new_loss < loss[rows]) | (success if self.early_stop else False)
             kept = rows[improved]
             x_best[kept], loss[kept] = proposal[improved], new_loss[improved]
+            newly = rows[success & ~done[rows]]
+            first_fooled[newly] = queries[newly]
             done[rows[success]] = True
-        return x_best, queries
+        return x_best, first_fooled if not self.early_stop else queries
 
     def _initial_point(self, x: torch.Tensor) -> torch.Tensor:
         """linf: vertical stripes of ±eps (one sign per column and channel); l2: a grid of ±bumps scaled to eps."""

@@ -1,23 +1,26 @@
 """Bench cells: one (model, data set, defense, attack, norm, eps) evaluation, its cache key and its result.
 
 A cell's result is cached under ``$TRUSTKIT_HOME/cells`` by a hash of everything that determines it — the
-cell, the model's weights, the sample subset, the batch size, the device type and trustkit's version — so a
-re-run (after an interruption, or of an overlapping suite) reuses finished cells and gets identical numbers.
+cell, the model's bytes, the exact test tensors, every resolved attack parameter, the device type, trustkit's
+source code and the library versions (:mod:`trustkit.fingerprint`) — so a re-run (after an interruption, or of
+an overlapping suite) reuses finished cells and gets identical numbers, and nothing stale is served as fresh.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trustkit._version import __version__
 from trustkit.atomic import write_json
 from trustkit.attacks import format_eps
 from trustkit.bench.spec import AttackSpec
+from trustkit.fingerprint import cache_key, file_fingerprint, state_dict_fingerprint
 from trustkit.paths import home
+
+if TYPE_CHECKING:
+    from trustkit.models.loading import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Cell:
     defense: str = "none"
     suite: str = ""
     evaluation: str = "standard"  # "standard" (no defense), "naive" or "adaptive" (see trustkit.defenses)
+    targets: str = ""  # targeted attacks: how target labels are drawn ("random", "least-likely"); "" untargeted
 
     @property
     def group(self) -> tuple[str, str, str, int | None, int, int]:
@@ -44,45 +48,28 @@ class Cell:
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "defense": self.defense, "evaluation": self.evaluation,
                 "attack": self.attack.describe(), "norm": self.norm, "eps": self.eps, "n": self.n,
-                "seed": self.seed, "batch_size": self.batch_size}
+                "seed": self.seed, "batch_size": self.batch_size, "targets": self.targets}
 
     def title(self) -> str:
         defense = "" if self.defense == "none" else f" + {self.defense} ({self.evaluation})"
         return f"{self.attack.label} {self.norm} eps {format_eps(self.eps)} on {self.model}/{self.dataset}{defense}"
 
 
-def cache_key(payload: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of ``payload`` plus trustkit's version."""
-    text = json.dumps({**payload, "trustkit": __version__}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+def cell_key(cell: Cell, model_fingerprint: str, data_fingerprint: str, attack_params: dict[str, Any],
+             device_type: str) -> str:
+    """Everything that decides a cell's numbers: the cell, the model's bytes, the exact test tensors, every
+    resolved attack parameter (defaults included), the device type, trustkit's code and library versions."""
+    return cache_key({"cell": cell.describe(), "model": model_fingerprint, "data": data_fingerprint,
+                      "attack_params": attack_params, "device": device_type})
 
 
-def cell_key(cell: Cell, model_fingerprint: str, device_type: str) -> str:
-    return cache_key({"cell": cell.describe(), "model": model_fingerprint, "device": device_type})
-
-
-_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (memoised by path, size and modification time)."""
-    stat = os.stat(path)
-    memo = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-    if memo not in _FINGERPRINTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _FINGERPRINTS[memo] = digest.hexdigest()
-    return _FINGERPRINTS[memo]
-
-
-def model_fingerprint(source: str) -> str | None:
-    """What identifies a model's weights: a file hash, or the import path of a factory; None for objects."""
-    if os.path.isfile(source):
-        return file_fingerprint(source)
-    if ":" in source:
-        return f"factory:{source}"
+def model_fingerprint(loaded: "LoadedModel") -> str | None:
+    """What identifies a loaded model's computation: the hash of the file it was read from (checkpoint,
+    TorchScript), or for a factory the hash of the state dict it built; None for a Python object."""
+    if os.path.isfile(loaded.source):
+        return f"file:{file_fingerprint(loaded.source)}"
+    if loaded.metadata.get("format") == "factory":
+        return f"factory:{loaded.source}:{state_dict_fingerprint(loaded.module)}"
     return None
 
 

@@ -10,21 +10,39 @@ import torch
 from torch import nn
 
 from trustkit.attacks import Attack, perturbation_norms
+from trustkit.errors import InvalidArgumentError
 from trustkit.models.inference import predict_logits
 from trustkit.runtime import ProgressTask
 
 
+TARGET_POLICIES = ("random", "least-likely")
+
+
 @dataclass
 class Predictions:
-    """Per-sample predicted label and its softmax probability (fraction in [0, 1])."""
+    """Per-sample predicted label, its softmax probability (fraction in [0, 1]) and the least likely label."""
 
     label: torch.Tensor
     confidence: torch.Tensor
+    least_likely: torch.Tensor | None = None
 
     @classmethod
     def from_logits(cls, logits: torch.Tensor) -> "Predictions":
         confidence, label = logits.float().softmax(1).max(1)
-        return cls(label.cpu(), confidence.cpu())
+        return cls(label.cpu(), confidence.cpu(), logits.argmin(1).cpu())
+
+
+def choose_targets(policy: str, clean: Predictions, y: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    """Target labels for a targeted attack, never the true label: ``random`` (uniform over the other classes,
+    seeded) or ``least-likely`` (the class the clean image scores lowest; the next-lowest if that is ``y``)."""
+    if policy == "random":
+        offset = torch.randint(1, num_classes, (len(y),), generator=torch.Generator().manual_seed(seed + 7))
+        return (y + offset) % num_classes
+    if policy == "least-likely":
+        if clean.least_likely is None:
+            raise ValueError("least-likely targets need the clean logits' argmin")
+        return torch.where(clean.least_likely == y, (y + 1) % num_classes, clean.least_likely)
+    raise InvalidArgumentError(f"unknown target policy '{policy}'; use one of: {', '.join(TARGET_POLICIES)}")
 
 
 @dataclass
@@ -40,6 +58,7 @@ class AttackOutcome:
     gallery_x_adv: torch.Tensor = field(default_factory=lambda: torch.empty(0))
     broken_by: dict[str, int] = field(default_factory=dict)  # ensemble member -> samples it broke
     queries: torch.Tensor | None = None  # black-box attacks: model queries spent per sample (int64; -1 not attacked)
+    targets: torch.Tensor | None = None  # targeted attacks: the target label of each sample
 
 
 def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
@@ -51,9 +70,12 @@ def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, dev
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: Predictions, *,
                batch_size: int, device: torch.device, gallery_index: torch.Tensor | None = None,
                bar: ProgressTask | None = None, unbounded: dict[int, torch.Tensor] | None = None,
-               attack_model: nn.Module | None = None) -> AttackOutcome:
+               attack_model: nn.Module | None = None, targets: torch.Tensor | None = None) -> AttackOutcome:
     """Attack every sample the model classifies correctly (a misclassified one is already an adversarial
     example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU.
+
+    A targeted attack needs ``targets`` (one label per sample, never the true one; see :func:`choose_targets`):
+    it is given those instead of the true labels.
 
     ``attack_model`` is what the attacker differentiates (default ``model``): the undefended model for a
     naive attack on a defense, its BPDA/EOT view for an adaptive one. Predictions always use ``model``.
@@ -61,17 +83,21 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     For minimum-norm attacks, ``unbounded`` caches their eps-free search per batch: the first cell of an eps
     grid pays for it, later cells only project it onto their ball.
     """
-    attacked = (clean.label == y) if not attack.targeted else torch.ones_like(y, dtype=torch.bool)
+    if attack.targeted:
+        if targets is None or targets.shape != y.shape or bool((targets == y).any()):
+            raise ValueError("a targeted attack needs one target label per sample, none equal to the true label")
+    aim = targets if attack.targeted else y  # what the attack is given: targets, or the labels to leave
+    attacked = clean.label == y
     x_adv = x.clone()
-    targets = attacked.nonzero().squeeze(1)
+    rows = attacked.nonzero().squeeze(1)
     broken = torch.full((len(x),), -1, dtype=torch.long)
     attack_model = model if attack_model is None else attack_model
     reuse = unbounded is not None and attack.minimum_norm
     queries = torch.full((len(x),), -1, dtype=torch.long) if attack.access == "black-box" and not reuse else None
     started = time.perf_counter()
-    for start in range(0, len(targets), batch_size):
-        index = targets[start:start + batch_size]
-        xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
+    for start in range(0, len(rows), batch_size):
+        index = rows[start:start + batch_size]
+        xb, yb = x[index].to(device, non_blocking=True), aim[index].to(device, non_blocking=True)
         if reuse:
             if start not in unbounded:
                 unbounded[start] = attack.find_unbounded(attack_model, xb, yb).to("cpu")
@@ -85,8 +111,8 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
             broken[index] = members
         if bar is not None:
             bar.advance(len(index))
-    if bar is not None and len(targets) < len(x):
-        bar.advance(len(x) - len(targets))
+    if bar is not None and len(rows) < len(x):
+        bar.advance(len(x) - len(rows))
     adversarial = Predictions.from_logits(predict_logits(model, x_adv, batch_size=batch_size, device=device))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -98,7 +124,8 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     if member_names is not None:
         succeeded = adversarial.label != y
         breakdown = {name: int(((broken == i) & succeeded).sum()) for i, name in enumerate(member_names)}
-    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown, queries)
+    return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown, queries,
+                         targets if attack.targeted else None)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -120,8 +147,8 @@ def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> di
     """The numbers of one result row.
 
     Accuracies and rates are fractions in [0, 1]. ``robust_accuracy`` counts samples classified correctly
-    both before and after the attack; ``success_rate`` is the fraction of clean-correct samples the attack
-    flipped. Perturbation norms and ``mean_adv_confidence`` average over successful adversarial examples
+    both before and after the attack (targeted attacks too); ``success_rate`` is the fraction of clean-correct
+    samples the attack flipped, or for a targeted attack the fraction it moved to their target label. Perturbation norms and ``mean_adv_confidence`` average over successful adversarial examples
     (NaN when there are none); norms are in pixel units on [0, 1].
     """
     n = len(y)
@@ -129,6 +156,7 @@ def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> di
     adv_correct = outcome.adversarial.label == y
     robust = clean_correct & adv_correct  # targeted attacks are scored by the same untargeted criterion
     flipped = clean_correct & ~adv_correct
+    hit_target = clean_correct & (outcome.adversarial.label == outcome.targets) if outcome.targets is not None else None
     low, high = wilson_interval(int(robust.sum()), n)
     return {
         "n": n,
@@ -136,7 +164,8 @@ def summarize(outcome: AttackOutcome, y: torch.Tensor, clean: Predictions) -> di
         "robust_accuracy": robust.float().mean().item(),
         "robust_ci_low": low,
         "robust_ci_high": high,
-        "success_rate": (flipped.sum() / clean_correct.sum()).item() if clean_correct.any() else math.nan,
+        "success_rate": ((hit_target if outcome.targets is not None else flipped).sum() / clean_correct.sum()).item()
+        if clean_correct.any() else math.nan,
         "mean_linf": _mean_or_nan(outcome.linf[flipped]),
         "mean_l2": _mean_or_nan(outcome.l2[flipped]),
         "max_linf": outcome.linf.max().item() if n else math.nan,

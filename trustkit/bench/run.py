@@ -15,6 +15,7 @@ from trustkit.atomic import atomic_dir
 from trustkit.attacks import parse_eps
 from trustkit.attacks.base import ThreatModel
 from trustkit.bench.cells import Cell, CellCache
+from trustkit.bench.evaluate import TARGET_POLICIES
 from trustkit.bench.runner import RunOutput, run_cells
 from trustkit.bench.spec import AttackSpec, check_params_used
 from trustkit.data import get_spec
@@ -23,7 +24,8 @@ from trustkit.report.metadata import environment
 from trustkit.runtime import device_description, select_device
 from trustkit.sanity import Check, run_checks
 
-RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "norm", "eps", "seed", "n",
+RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "targets",
+                  "attack_params", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
                   "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds",
                   "broken_by"]
@@ -63,6 +65,7 @@ class BenchConfig:
     use_cache: bool = True
     jobs: int = 1
     defenses: list[str] = field(default_factory=list)
+    targets: str = "random"  # targeted attacks (-p targeted=true): "random" or "least-likely" target labels
 
 
 @dataclass
@@ -128,8 +131,10 @@ def _cells(config: BenchConfig) -> list[Cell]:
     models = [m.strip() for m in config.model.split(",") if m.strip()] if isinstance(config.model, str) else ["model"]
     if not models:
         raise InvalidArgumentError("no model given; name one, e.g. --model cnn")
+    if config.targets not in TARGET_POLICIES:
+        raise InvalidArgumentError(f"unknown --targets '{config.targets}'; use one of: {', '.join(TARGET_POLICIES)}")
     return [Cell(model, spec.name, attack, config.norm, eps, config.n, config.seed, config.batch_size, defense,
-                 evaluation=evaluation)
+                 evaluation=evaluation, targets=config.targets if attack.params.get("targeted") is True else "")
             for model in models for defense, evaluation in defense_cells(config.defenses)
             for attack in attacks for eps in eps_grid]
 

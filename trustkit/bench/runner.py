@@ -1,6 +1,7 @@
 """Run bench cells: group them by model, reuse cached cells, evaluate the rest serially or in processes."""
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -8,11 +9,14 @@ from typing import Any, Iterable
 
 import torch
 
-from trustkit.bench.cells import Cell, CellCache, CellResult, cache_key, cell_key, model_fingerprint
-from trustkit.bench.evaluate import Predictions, clean_predictions, per_class_robust_accuracy, run_attack, summarize
+from trustkit.bench.cells import Cell, CellCache, CellResult, cell_key, model_fingerprint
+from trustkit.bench.evaluate import (Predictions, choose_targets, clean_predictions, per_class_robust_accuracy,
+                                     run_attack, summarize)
 from trustkit.data import DatasetSpec, get_spec, load_dataset
+from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.models.loading import LoadedModel, resolve_model
 from trustkit.report.gallery import render_gallery
+from trustkit.attacks import Attack
 from trustkit.runtime import ProgressTask, progress, seed_everything, select_device
 from trustkit.sanity import Check, probe_model
 
@@ -30,6 +34,8 @@ class GroupContext:
     clean: Predictions
     gallery_index: torch.Tensor
     fingerprint: str | None
+    data_fingerprint: str = ""
+    randomized: bool = False  # the model's output varies between identical calls (strong becomes strong-rand)
     base: torch.nn.Module | None = None  # the undefended model when the group has a defense
     defense: Any = None
     unbounded: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)  # minimum-norm search results
@@ -58,8 +64,18 @@ def build_context(cell: Cell, device: torch.device, data_root: str | None, downl
     seed_everything(cell.seed)  # randomised defenses: clean predictions are reproducible too
     clean = clean_predictions(loaded.module, x, batch_size=cell.batch_size, device=device)
     gallery_index = (clean.label == y).nonzero().squeeze(1)[:GALLERY_SIZE]
-    fingerprint = model_fingerprint(loaded.source) if model is None else None
-    return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint, base, defense)
+    fingerprint = model_fingerprint(loaded) if model is None else None
+    randomized = defense is None and is_randomized(loaded.module, x, device)
+    return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint, tensor_fingerprint(x, y), randomized,
+                        base, defense)
+
+
+def is_randomized(model: torch.nn.Module, x: torch.Tensor, device: torch.device, samples: int = 16) -> bool:
+    """AutoAttack's check: two forward passes over the same images disagree (dropout at test time, random
+    input transforms). Such a model needs EOT, so ``strong`` runs as ``strong-rand``."""
+    batch = x[:samples].to(device)
+    with torch.no_grad():
+        return not torch.equal(model(batch), model(batch))
 
 
 def attacker_view(ctx: GroupContext, cell: Cell) -> torch.nn.Module:
@@ -85,25 +101,48 @@ def evaluation_label(ctx: GroupContext, cell: Cell) -> str:
     return cell.evaluation
 
 
+def build_cell_attack(ctx: GroupContext, cell: Cell) -> Attack:
+    """The attack a cell runs, as configured for this group's model.
+
+    When the attacker's model is not the one judged (naive defense rows, EOT), stopping at the first point that
+    fools the attacker's model would hand over points that barely cross *its* boundary: every attack then runs
+    its whole budget (``early_stop=False``). On a randomised model ``strong`` runs as ``strong-rand``.
+    """
+    spec = cell.attack
+    if spec.name == "strong" and spec.engine == "trustkit" and ctx.randomized:
+        spec = replace(spec, name="strong-rand")
+    params = dict(spec.params)
+    if _transfer_like(ctx, cell) and spec.engine == "trustkit" and not spec.is_art_class:
+        params["early_stop"] = False
+    return replace(spec, params=params).build(cell.eps, cell.norm, cell.batch_size)
+
+
 def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: ProgressTask | None = None) -> CellResult:
     """Run one cell on a prepared group context."""
     seed_everything(cell.seed)
-    attack = cell.attack.build(cell.eps, cell.norm, cell.batch_size)
-    if _transfer_like(ctx, cell) and hasattr(attack, "early_stop"):
-        # the attacker's model is not the one that is judged: stopping at its first fooling iterate would
-        # hand over points that barely cross *its* boundary, so run every step (the textbook last iterate)
-        attack.early_stop = False
+    attack = build_cell_attack(ctx, cell)
+    targets = (choose_targets(cell.targets, ctx.clean, ctx.y, ctx.spec.num_classes, cell.seed)
+               if attack.targeted else None)
     search_key = f"{cell.attack.describe()}|{cell.norm}|{cell.evaluation}"
     outcome = run_attack(ctx.loaded.module, attack, ctx.x, ctx.y, ctx.clean, batch_size=cell.batch_size,
                          device=device, gallery_index=ctx.gallery_index, bar=bar,
-                         unbounded=ctx.unbounded.setdefault(search_key, {}), attack_model=attacker_view(ctx, cell))
+                         unbounded=ctx.unbounded.setdefault(search_key, {}), attack_model=attacker_view(ctx, cell),
+                         targets=targets)
     row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
-           "evaluation": evaluation_label(ctx, cell), "attack": cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
-           "seed": cell.seed, "queries": float("nan"), **summarize(outcome, ctx.y, ctx.clean)}
+           "evaluation": evaluation_label(ctx, cell), "attack": attack.name if cell.attack.engine == "trustkit"
+           else cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
+           "seed": cell.seed, "queries": float("nan"), "targets": cell.targets if attack.targeted else "",
+           "attack_params": describe_params(attack), **summarize(outcome, ctx.y, ctx.clean)}
     per_class = [{"class_name": ctx.spec.class_names[r["class_index"]], **r}
                  for r in per_class_robust_accuracy(outcome, ctx.y, ctx.clean, ctx.spec.num_classes)]
     gallery = render_gallery(ctx.x, ctx.y, ctx.clean, outcome, ctx.gallery_index, ctx.spec.class_names)
     return CellResult(cell, row, per_class, gallery, attack.params())
+
+
+def describe_params(attack: Attack) -> str:
+    """An attack's resolved parameters, eps and norm aside, as compact JSON (a results.csv column)."""
+    params = {k: v for k, v in attack.params().items() if k not in ("eps", "norm")}
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class _Scaled:
@@ -132,8 +171,8 @@ class RunOutput:
 
 def _probe(ctx: GroupContext, cell: Cell, device: torch.device, cache: CellCache) -> list[Check]:
     key = None if ctx.fingerprint is None else cache_key(
-        {"probes": cell.describe() | {"attack": None, "eps": None, "norm": None}, "model": ctx.fingerprint,
-         "device": device.type})
+        {"probes": cell.describe() | {"attack": None, "eps": None, "norm": None, "targets": None},
+         "model": ctx.fingerprint, "data": ctx.data_fingerprint, "device": device.type})
     stored = cache.load(key)
     if stored is not None:
         return [Check(**{k: v for k, v in c.items() if k != "docs"}) for c in stored["checks"]]
@@ -199,8 +238,9 @@ def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None 
             out.models[group] = _model_info(ctx)
             out.class_names[ctx.spec.name] = ctx.spec.class_names
             for index in members:
-                keys[index] = None if ctx.fingerprint is None else cell_key(cells[index], ctx.fingerprint,
-                                                                             torch_device.type)
+                keys[index] = None if ctx.fingerprint is None else cell_key(
+                    cells[index], ctx.fingerprint, ctx.data_fingerprint,
+                    build_cell_attack(ctx, cells[index]).params(), torch_device.type)
                 stored = cache.load(keys[index])
                 if stored is not None:
                     results[index] = CellResult.from_json(stored, cells[index])

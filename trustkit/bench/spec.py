@@ -73,7 +73,7 @@ class AttackSpec:
     def build(self, eps: float, norm: str, batch_size: int = 256) -> Attack:
         """The attack instance for one cell."""
         if self.is_art_class:
-            return ArtAttack(eps, norm, class_name=self.name[len(ART_PREFIX):], batch_size=batch_size, **self.params)
+            return ArtAttack(eps, norm=norm, class_name=self.name[len(ART_PREFIX):], batch_size=batch_size, **self.params)
         native = make_attack(self.name, eps, norm, ignore_unknown=True, **self.params)
         return art_equivalent(self.name, native, batch_size) if self.engine == "art" else native
 

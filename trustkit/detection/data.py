@@ -8,18 +8,16 @@ the data set, sizes, seed and the generators' weights.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trustkit._version import __version__
 from trustkit.data import get_spec, load_dataset
 from trustkit.detection.base import FAKE, REAL
 from trustkit.errors import InvalidArgumentError
+from trustkit.fingerprint import cache_key, file_fingerprint
 from trustkit.paths import home
 from trustkit.runtime import log, select_device
 
@@ -55,9 +53,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def _cache_key(dataset: str, sizes: dict[str, int], seed: int, fingerprints: dict[str, str]) -> str:
-    text = json.dumps({"dataset": dataset, "sizes": sizes, "seed": seed, "generators": fingerprints,
-                       "trustkit": __version__}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return cache_key({"dataset": dataset, "sizes": sizes, "seed": seed, "generators": fingerprints})[:32]
 
 
 def _generator(name: str, dataset: str, data_root: str | None, device: torch.device):  # noqa: ANN202
@@ -78,7 +74,6 @@ def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ..
                    n_train: int = 2000, n_val: int = 500, n_test: int = 1000, seed: int = 0,
                    data_root: str | None = None, device: str = "auto", use_cache: bool = True) -> FakeImageSet:
     """Real and fake images of ``dataset`` for every generator (trained first if missing), cached."""
-    from trustkit.bench.cells import file_fingerprint
     from trustkit.generative import GENERATIVE_MODELS
     from trustkit.models.store import read_weights, save_tensors
 

@@ -10,7 +10,6 @@ never pickle), keyed by a fingerprint of the target model's weights: retraining 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trustkit.errors import CheckpointError, InvalidArgumentError
+from trustkit.fingerprint import state_dict_fingerprint
 from trustkit.models.store import read_metadata, read_weights, save_checkpoint, store_path
 from trustkit.privacy.inversion import InversionAttack, InversionTarget
 from trustkit.privacy.layers import frozen
@@ -34,12 +34,7 @@ ARCH_VERSION = 2  # bump when InverseNetwork changes: stored decoders of older v
 
 def model_fingerprint(model: nn.Module) -> str:
     """sha256 (first 16 hex digits) of a model's state dict: parameter names, shapes and bytes."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return state_dict_fingerprint(model)[:16]
 
 
 class InverseNetwork(nn.Module):

@@ -12,6 +12,7 @@ from trustkit.atomic import write_text
 from trustkit.attacks.base import format_eps
 from trustkit.report import plots
 from trustkit.report.html import render
+from trustkit.sanity import evaluation_strength
 
 
 def _none_for_nan(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,6 +109,8 @@ def _section(results: list, info: dict[str, Any], probes: list, class_names: tup
         "probes": [c.to_dict() for c in probes],
         "threat_models": sorted(set(frame["norm"])),
         "queries": _query_section(rows),
+        "strength": evaluation_strength(frame),
+        "rand_note": any(r.get("attack") == "strong-rand" for r in rows),
     }
 
 
