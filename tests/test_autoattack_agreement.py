@@ -23,6 +23,7 @@ def robust_digits_model(trustkit_home):
     return train_model("cnn", "digits", recipe="pgd", eps=0.1, epochs=15, seed=0, device="cpu").model.eval()
 
 
+@pytest.mark.slow  # about 4 minutes on 2 cores (training included); CI runs it with `pytest -m slow`
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 0.5)])
 def test_strong_is_at_least_as_strong_as_torchattacks_autoattack(robust_digits_model, norm, eps, one_torch_thread):
     model = robust_digits_model
