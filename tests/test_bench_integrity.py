@@ -115,7 +115,7 @@ def _computed(tmp_path, data_root, **overrides) -> int:
 
     from trustkit.bench.run import _cells
 
-    return run_cells(_cells(config), data_root=str(data_root)).computed
+    return run_cells(_cells(config), data_root=str(data_root), trust_code=True).computed
 
 
 def test_cache_recomputes_when_factory_weights_data_or_a_default_change(tmp_path, factory_model, monkeypatch):

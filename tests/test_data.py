@@ -33,7 +33,7 @@ def test_unknown_dataset_and_split():
         load_dataset("digits", "validation")
 
 
-@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+@pytest.mark.parametrize("name", ["mnist", "cifar10", "olivetti"])
 def test_missing_data_names_searched_folders(tmp_path, name):
     with pytest.raises(DataNotFoundError) as info:
         load_dataset(name, "test", data_root=tmp_path)
@@ -58,11 +58,11 @@ def test_cifar10_jpeg_folders_from_shared_data(shared_data):
 
 
 def test_failed_download_is_one_clean_error(tmp_path, monkeypatch):
-    import torchvision.datasets
+    from torchvision.datasets import utils as tv_utils
 
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)  # what trustkit's MNIST download calls
     with pytest.raises(DataNotFoundError, match="downloading MNIST .* failed .*network is unreachable"):
         load_dataset("mnist", "test", data_root=tmp_path, download=True)

@@ -154,7 +154,9 @@ def test_report_escapes_user_strings_and_train_honours_checkpoint_path(tmp_path,
     code, out, err = run_cli(capsys, "gen", "train", "--model", "ae", "--latent-dim", "4", "--epochs", "1",
                              "--no-eval", "--checkpoint", str(target), "--out", str(tmp_path / "r"))
     assert code == 0, err
-    assert target.is_file() and target.with_suffix(".json").is_file()
+    from trustkit.models.store import read_metadata
+
+    assert target.is_file() and read_metadata(target)["kind"] == "generative"
     html = next((tmp_path / "r").iterdir()).joinpath("report.html").read_text()
     assert "my<i>ae" not in html and "my&lt;i&gt;ae" in html and "<script" not in html.lower()
     code, out, err = run_cli(capsys, "gen", "sample", "--model", str(target), "--n", "4", "--out",

@@ -214,7 +214,9 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     torch.manual_seed(0)
     model = build_generative("acgan", get_spec("digits"), latent_dim=16)
     path = save_generator(model, {"arch": "acgan", "dataset": "digits", "options": model.options}, tmp_path / "g")
-    assert path.suffix == ".safetensors" and json.loads(path.with_suffix(".json").read_text())["kind"] == "generative"
+    from trustkit.models.store import read_metadata
+
+    assert path.suffix == ".safetensors" and read_metadata(path)["kind"] == "generative"
     loaded = load_generator(path)
     assert loaded.model.latent_dim == 16
     labels = torch.arange(6) % 10

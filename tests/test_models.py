@@ -1,5 +1,7 @@
-"""Zoo shapes, checkpoint round trip, refusal of pickles, TorchScript and factory specs, shape checks."""
-import json
+"""Zoo shapes, checkpoint round trip, refusal of pickles, TorchScript and factory specs (with consent), shape checks.
+
+Refusal of code without consent, old two-file checkpoints, locks and read-only stores: tests/test_untrusted_models.py.
+"""
 import pickle
 import zipfile
 from pathlib import Path
@@ -12,7 +14,7 @@ from trustkit.data import get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.models import MODELS, build_model
 from trustkit.models.loading import load_checkpoint, resolve_model
-from trustkit.models.store import save_checkpoint
+from trustkit.models.store import read_metadata, save_checkpoint
 
 
 @pytest.mark.parametrize("arch", ["softmax", "mlp", "cnn", "cnn-small", "resnet"])
@@ -52,13 +54,13 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     model = build_model("cnn", spec).eval()
     path = save_checkpoint(model, {"arch": "cnn", "dataset": "digits", "input_shape": [1, 8, 8], "seed": 0}, tmp_path / "m")
-    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    assert path.suffix == ".safetensors" and not path.with_suffix(".json").exists()  # one file: metadata in header
     loaded, meta = load_checkpoint(path)
     x = torch.rand(4, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert meta["arch"] == "cnn" and meta["format"] == "trustkit-checkpoint" and "created" in meta
-    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
 def _pickle_marker_payload(marker: Path):
@@ -92,7 +94,7 @@ def test_torchscript_model_loads(tmp_path):
     model = build_model("mlp", get_spec("digits")).eval()
     path = tmp_path / "scripted.pt"
     torch.jit.script(model).save(str(path))
-    loaded = load_model(str(path), "digits", device="cpu")
+    loaded = load_model(str(path), "digits", device="cpu", trust_code=True)
     x = torch.rand(3, 1, 8, 8)
     with torch.no_grad():
         assert torch.allclose(loaded(x), model(x))
@@ -104,13 +106,13 @@ def test_factory_spec_loads(tmp_path, monkeypatch):
         "def tiny():\n"
         "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    loaded = resolve_model("my_models:tiny", "digits", device="cpu")
+    loaded = resolve_model("my_models:tiny", "digits", device="cpu", trust_code=True)
     assert loaded.name == "tiny" and not loaded.module.training
 
 
 def test_factory_with_wrong_output_is_refused():
     with pytest.raises(ShapeMismatchError, match="expected logits"):
-        load_model("torch.nn:Identity", "digits", device="cpu")
+        load_model("torch.nn:Identity", "digits", device="cpu", trust_code=True)
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path):
@@ -122,9 +124,11 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(CheckpointError, match="corrupt"):
         load_model(str(path), "digits")
-    other = save_checkpoint(build_model("softmax", spec), {"arch": "softmax", "dataset": "digits"}, tmp_path / "n")
-    other.with_suffix(".json").unlink()
-    with pytest.raises(CheckpointError, match="no metadata"):
+    from safetensors.torch import save_file
+
+    other = tmp_path / "n.safetensors"  # plain safetensors: weights, no trustkit metadata in header or beside it
+    save_file(build_model("softmax", spec).state_dict(), str(other))
+    with pytest.raises(CheckpointError, match="no trustkit metadata"):
         load_model(str(other), "digits")
     garbage = tmp_path / "g.pt"
     garbage.write_bytes(b"hello world")
@@ -157,7 +161,7 @@ def test_zoo_model_is_trained_once_then_cached(trustkit_home, digits_cnn):
     stamp = weights.stat().st_mtime_ns
     again = load_model("cnn", "digits", device="cpu")
     assert weights.stat().st_mtime_ns == stamp
-    meta = json.loads(weights.with_suffix(".json").read_text())
+    meta = read_metadata(weights)
     assert meta["metrics"]["clean_accuracy"] > 0.95
     assert meta["recipe"]["epochs"] == 30 and meta["input_shape"] == [1, 8, 8]
     x = torch.rand(2, 1, 8, 8)
@@ -171,4 +175,6 @@ def test_torchscript_detection_does_not_depend_on_suffix(tmp_path):
     path = tmp_path / "weird.bin"
     torch.jit.script(model).save(str(path))
     assert zipfile.is_zipfile(path)
-    assert isinstance(load_model(str(path), "digits", device="cpu"), torch.nn.Module)
+    with pytest.raises(CheckpointError, match="TorchScript file"):  # found by its bytes, refused without consent
+        load_model(str(path), "digits", device="cpu")
+    assert isinstance(load_model(str(path), "digits", device="cpu", trust_code=True), torch.nn.Module)

@@ -106,8 +106,7 @@ def test_user_strings_are_escaped(tmp_path, capsys, digits_cnn):
 
     source = store_path("cnn-digits")
     evil = tmp_path / "<marquee onstart=alert(1)>evil.safetensors"
-    shutil.copy(source, evil)
-    shutil.copy(source.with_suffix(".json"), evil.with_suffix(".json"))
+    shutil.copy(source, evil)  # one file: weights and metadata
     code, _, err = run_cli(capsys, "privacy", "audit", "--model", str(evil), "--layers", "relu2", "--attacks",
                            "white-box", "--mitigations", "none", "--no-membership", "--no-model-inversion",
                            *FAST, "--out", str(tmp_path / "out"))
@@ -126,7 +125,7 @@ def test_user_strings_are_escaped(tmp_path, capsys, digits_cnn):
     (("--n", "0"), "--n must be at least 1"),
     (("--dataset", "olivetti", "--data-root", "/nonexistent"), "Olivetti faces not found"),
 ])
-def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, capsys, digits_cnn, args, message):
     code, _, err = run_cli(capsys, "privacy", "audit", *args, "--out", str(tmp_path))
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
@@ -144,7 +143,7 @@ def test_help_explains_the_audit(capsys):
 def test_olivetti_audit_reidentifies_people_from_early_layers(tmp_path, shared_data):
     from trustkit.privacy.audit import AuditConfig, run_audit
 
-    if not (shared_data / "scikit_learn_data" / "olivetti_py3.pkz").is_file():
+    if not (shared_data / "olivetti" / "00").is_dir():
         pytest.skip("Olivetti faces not found in the offline data folder")
     torch.manual_seed(0)
     result = run_audit(AuditConfig(model="cnn", dataset="olivetti", layers=["relu1", "relu3"], attacks=["white-box"],
@@ -159,7 +158,7 @@ def test_olivetti_audit_reidentifies_people_from_early_layers(tmp_path, shared_d
 def test_olivetti_split_is_fixed_stratified_and_disjoint(shared_data):
     from trustkit import load_dataset
 
-    if not (shared_data / "scikit_learn_data" / "olivetti_py3.pkz").is_file():
+    if not (shared_data / "olivetti" / "00").is_dir():
         pytest.skip("Olivetti faces not found in the offline data folder")
     train, test = (load_dataset("olivetti", split, shared_data) for split in ("train", "test"))
     assert (len(train), len(test)) == (320, 80) and train.shape == (1, 64, 64)

@@ -13,7 +13,8 @@ def test_user_strings_are_escaped(tmp_path):
     evil.mkdir()
     path = evil / "m<b>x.pt"
     torch.jit.script(build_model("softmax", get_spec("digits")).eval()).save(str(path))
-    result = run_bench(BenchConfig(attacks=["fgsm"], model=str(path), eps=[0.1], n=20, out=str(tmp_path / "r")))
+    result = run_bench(BenchConfig(attacks=["fgsm"], model=str(path), eps=[0.1], n=20, out=str(tmp_path / "r"),
+                                   trust_code=True))
     html = result.report.read_text()
     assert "<script>alert(1)" not in html and "m<b>x" not in html
     assert "&lt;script&gt;alert(1)&lt;" in html and "m&lt;b&gt;x" in html

@@ -63,7 +63,7 @@ def test_bench_report_shows_probe_flags(tmp_path, digits_cnn, digits_test):
     scripted = tmp_path / "quantised.pt"
     torch.jit.script(Quantised(digits_cnn)).save(str(scripted))
     result = run_bench(BenchConfig(attacks=["fgsm", "pgd"], model=str(scripted), eps=[0.1, 0.3], n=60,
-                                   out=str(tmp_path / "r")))
+                                   out=str(tmp_path / "r"), trust_code=True))
     flagged = {c.anchor for c in result.checks if c.status == "flag"}
     assert {"vanishing-gradients", "unbounded-attack"} <= flagged
     html = result.report.read_text()

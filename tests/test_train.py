@@ -13,7 +13,9 @@ def test_training_learns_digits(tmp_path):
     first, last = result.history.epochs[0], result.history.epochs[-1]
     assert last["train_loss"] < first["train_loss"]
     assert last["test_accuracy"] > 0.9
-    assert result.metadata["recipe"]["epochs"] == 5 and result.path.with_suffix(".json").is_file()
+    from trustkit.models.store import read_metadata
+
+    assert result.metadata["recipe"]["epochs"] == 5 and read_metadata(result.path)["recipe"]["epochs"] == 5
 
 
 def test_training_is_reproducible_with_a_seed(tmp_path):

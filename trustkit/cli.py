@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from trustkit.cli_types import SEED
 from trustkit._version import __version__
 from trustkit.errors import EXIT_USAGE, TrustkitError
 
@@ -41,6 +42,9 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     set_quiet(quiet)
+    from trustkit.models.store import sweep_home
+
+    sweep_home()  # temporaries left by killed runs (older than an hour, unlocked)
 
 
 class BenchCommand(click.Command):
@@ -75,6 +79,9 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
 
 DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
 DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first data root (needs internet)."
+TRUST_CODE_HELP = ("Allow --model to be a TorchScript file or package.module:factory. These are programs: loading one "
+                   "runs its code, so pass this only for models whose author you trust. trustkit checkpoints "
+                   "(.safetensors) and zoo names never need it.")
 
 
 @main.command(cls=BenchCommand)
@@ -86,8 +93,9 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.option("--model", "-m", default="cnn", show_default=True,
               help="Zoo name (softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18; trained and cached on "
                    "first use), a store entry "
-                   "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, a TorchScript file, or "
-                   "package.module:factory. Comma-separate several to compare them in one report.")
+                   "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, or (with --trust-code) a TorchScript "
+                   "file or package.module:factory. Comma-separate several to compare them in one report.")
+@click.option("--trust-code", is_flag=True, help=TRUST_CODE_HELP)
 @click.option("--dataset", "-d", default="digits", show_default=True,
               help="digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people).")
 @click.option("--eps", "-e", multiple=True,
@@ -114,19 +122,21 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 @click.option("--jobs", "-j", type=int, default=1, show_default=True,
               help="Evaluate cells in this many processes (each cell's result equals a serial run's).")
 @click.option("--no-cache", is_flag=True, help="Recompute every cell instead of reusing cached ones.")
+@click.option("--max-cells", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Refuse a run that expands to more cells than this, before anything runs.")
 @click.option("--defense", "defenses", multiple=True,
               help="Input defense(s) in front of the model, repeatable or comma-separated: jpeg, bitdepth, median, "
                    "noise, with parameters as jpeg:quality=50; 'none' adds the undefended model. Each defense is "
                    "attacked naive and adaptive (BPDA / EOT).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample subset and random starts.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for the sample subset and random starts.")
 @click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives <run-id>/report.html, results.csv, per_class.csv and run.json.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
-def bench(attack: str | None, attack_option: tuple[str, ...], model: str, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
+def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_code: bool, dataset: str, eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
           steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...], engine: str,
-          targets: str, no_probes: bool, suite: str | None, jobs: int, no_cache: bool, defenses: tuple[str, ...], device: str, seed: int, out: str,
+          targets: str, no_probes: bool, suite: str | None, jobs: int, no_cache: bool, max_cells: int, defenses: tuple[str, ...], device: str, seed: int, out: str,
           data_root: str | None, download: bool) -> None:
     """Attack a model over an epsilon grid and write an HTML + CSV report.
 
@@ -161,7 +171,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
             raise click.UsageError(f"--suite takes its models, attacks and budgets from the suite file; drop "
                                    f"{', '.join((['ATTACK'] if names else []) + clashing)} or edit the suite")
         result = run_suite(suite, out=out, device=device, data_root=data_root, download=download, jobs=jobs,
-                           use_cache=not no_cache, probes=not no_probes, n=n,
+                           use_cache=not no_cache, probes=not no_probes, n=n, max_cells=max_cells, trust_code=trust_code,
                            seed=seed if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE else None)
         _print_results(result.results, result.checks)
         click.echo(f"report: {result.report}")
@@ -176,7 +186,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, datase
                          strict_params={**{k: v for k, v in (("steps", steps), ("alpha", alpha),
                                                              ("restarts", restarts)) if v is not None},
                                         **dict(parse_param(p) for p in params)}, jobs=jobs, use_cache=not no_cache,
-                         defenses=_split_list(defenses), targets=targets)
+                         defenses=_split_list(defenses), targets=targets, max_cells=max_cells, trust_code=trust_code)
     result = run_bench(config)
     _print_results(result.results, result.checks)
     click.echo(f"report: {result.report}")
@@ -227,12 +237,13 @@ def _print_results(results: Any, checks: list) -> None:
 @click.option("--schedule", type=click.Choice(["one-cycle", "triangle"]),
               help="Learning-rate schedule: one-cycle (cosine, the default for most models) or triangle (linear up "
                    "to the peak at 40% of training, then down to 0, as in fast AT; the default for cnn-small).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation and shuffling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for initialisation and shuffling.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
 @click.option("--download", is_flag=True, help=DOWNLOAD_HELP)
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
-              help="Write the checkpoint here (.safetensors + .json) instead of the store entry bench uses.")
+              help="Write the checkpoint here (one .safetensors file, metadata in its header) instead of the "
+                   "store entry bench uses.")
 @click.option("--adv", "recipe", default="clean", show_default=True,
               help="Training recipe: clean, or adversarial training fgsm-rs (fast AT, Wong et al. 2020), pgd "
                    "(Madry et al. 2018) or trades (Zhang et al. 2019).")
@@ -310,21 +321,19 @@ def list_(what: str | None) -> None:
                 except TrustkitError as exc:
                     table.add_row(name, "invalid", str(exc), str(path))
         elif kind == "checkpoints":
-            from trustkit.models.store import store_dir
+            from trustkit.models.store import list_checkpoints, read_metadata, store_dir
 
             table.add_column("store entry")
             table.add_column("test accuracy", justify="right")
             table.add_column("created")
-            for meta_file in sorted(store_dir().glob("*.json")):
-                import json
-
+            for weights in list_checkpoints():
                 try:
-                    meta = json.loads(meta_file.read_text())
+                    meta = read_metadata(weights)
                     accuracy = meta.get("metrics", {}).get("clean_accuracy")
-                    table.add_row(meta_file.stem, f"{accuracy:.2%}" if accuracy is not None else "?",
+                    table.add_row(weights.stem, f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "?",
                                   meta.get("created", "?"))
-                except (ValueError, OSError):
-                    table.add_row(meta_file.stem, "unreadable", "")
+                except TrustkitError:
+                    table.add_row(weights.stem, "unreadable", "")
             table.caption = f"in {store_dir()}"
         else:
             table.add_column("name")

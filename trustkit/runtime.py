@@ -34,7 +34,14 @@ def select_device(requested: str | torch.device | None = "auto") -> torch.device
         raise InvalidArgumentError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu or auto")
     if base == "mps" and not mps_ok:
         raise InvalidArgumentError("device 'mps' was asked for but MPS is not available; use --device cpu or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidArgumentError(f"cannot read device '{requested}'; write cpu, cuda, cuda:1 or mps") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InvalidArgumentError(f"device '{requested}' does not exist: {torch.cuda.device_count()} CUDA GPU(s) "
+                                   "are visible (cuda:0 is the first)")
+    return device
 
 
 def device_description(device: torch.device) -> str:
@@ -98,8 +105,10 @@ def progress(description: str, total: int | None, *, transient: bool = True) -> 
         transient=transient,
         disable=disabled,
     )
-    with bar:
-        task_id = bar.add_task(description, total=total, note="")
+    from rich.markup import escape
+
+    with bar:  # descriptions and notes carry user strings (suite, model names): never read them as markup
+        task_id = bar.add_task(escape(description), total=total, note="")
         # Without a terminal (CI logs, nohup) there is no bar: milestones are printed as lines instead.
         yield ProgressTask(bar, task_id, description if disabled and not _quiet else None)
 
@@ -118,7 +127,9 @@ class ProgressTask:
 
     def note(self, text: str, *, milestone: bool = False) -> None:
         """Show ``text`` beside the bar; a ``milestone`` (an epoch's end) is also a line when there is no bar."""
-        self._bar.update(self._task, note=text)
+        from rich.markup import escape
+
+        self._bar.update(self._task, note=escape(text))
         if not milestone or self._line_prefix is None:
             return
         task = self._bar.tasks[self._task]

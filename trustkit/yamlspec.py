@@ -53,9 +53,24 @@ def _convert(node: yaml.Node, source: str) -> Located:
     return Located(yaml.safe_load(yaml.serialize(node)), line)  # scalars: let safe_load type them
 
 
+def refuse_anchors(text: str, source: str) -> None:
+    """Anchors (``&a``) and aliases (``*a``) are refused with their line, before anything is expanded.
+
+    An alias repeats a whole subtree, so a few lines of nested aliases expand to millions of values
+    ("billion laughs"); a recursive one (``models: &a [*a]``) never ends. Suites are short: write values out.
+    """
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+            raise SpecError(f"{source}, line {event.start_mark.line + 1}: YAML {kind} "
+                            f"'{'*' if kind == 'alias' else '&'}{event.anchor}' is not allowed in trustkit files "
+                            "(aliases can expand without bound); write the values out")
+
+
 def load_yaml(text: str, source: str) -> Located:
     """Parse ``text`` (from ``source``, named in errors) safely; malformed YAML is a one-line SpecError."""
     try:
+        refuse_anchors(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

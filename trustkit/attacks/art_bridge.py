@@ -48,9 +48,12 @@ def art_classifier(model: nn.Module, input_shape: tuple[int, ...], nb_classes: i
 def _evasion_class(class_name: str) -> type:
     import art.attacks.evasion as evasion
 
-    cls = getattr(evasion, class_name, None)
-    if not inspect.isclass(cls):
-        names = sorted(n for n, c in vars(evasion).items() if inspect.isclass(c) and not n.startswith("_"))
+    from art.attacks.attack import EvasionAttack
+
+    cls = None if class_name.startswith("_") else getattr(evasion, class_name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, EvasionAttack)):  # not '__class__', not a helper class
+        names = sorted(n for n, c in vars(evasion).items() if inspect.isclass(c) and issubclass(c, EvasionAttack)
+                       and not n.startswith("_"))
         import difflib
 
         close = difflib.get_close_matches(class_name, names, n=1)
@@ -78,6 +81,10 @@ class ArtAttack(Attack):
         super().__init__(eps, norm=norm)
         self.cls = _evasion_class(class_name)
         accepted = set(inspect.signature(self.cls.__init__).parameters)
+        reserved = set(params) & {"self", "estimator", "classifier"}
+        if reserved:
+            raise InvalidArgumentError(f"ART {class_name}: {', '.join(sorted(reserved))} is the model under attack, "
+                                       "which trustkit passes itself; drop that -p parameter")
         unknown = set(params) - accepted
         if unknown:
             raise InvalidArgumentError(f"ART {class_name} takes no parameter {', '.join(sorted(unknown))}; it takes: "

@@ -114,5 +114,14 @@ class CellCache:
             return None  # absent, or unreadable (treated as absent: the cell is simply recomputed)
 
     def store(self, key: str | None, data: dict[str, Any]) -> None:
-        if self.enabled and key is not None:
+        if self.enabled and key is not None and self._writable():
             write_json(self.path(key), data)
+
+    def _writable(self) -> bool:
+        """False (after one warning per process) when the cache folder cannot be written, e.g. a read-only
+        TRUSTKIT_HOME: the run goes on with the cache off instead of failing."""
+        if getattr(self, "_can_write", None) is None:
+            from trustkit.models.store import home_writable
+
+            self._can_write = home_writable(self.root)
+        return self._can_write

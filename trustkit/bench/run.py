@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from trustkit.tables import write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.attacks import parse_eps
 from trustkit.attacks.base import ThreatModel
@@ -21,9 +23,10 @@ from trustkit.bench.spec import AttackSpec, check_params_used
 from trustkit.data import get_spec
 from trustkit.errors import InvalidArgumentError
 from trustkit.report.metadata import environment
-from trustkit.runtime import device_description, select_device
+from trustkit.runtime import device_description, log, select_device
 from trustkit.sanity import Check, run_checks
 
+MAX_CELLS = 10_000  # a run expanding past this is refused before anything runs (--max-cells raises it)
 RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "targets",
                   "attack_params", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
@@ -43,7 +46,8 @@ class BenchConfig:
     them (e.g. steps); ``strict_params`` too, but each must be taken by at least one attack.
     ``probes`` runs the model sanity probes (unbounded attack, gradients, outputs) on 100 images;
     ``use_cache`` reuses finished cells from ``$TRUSTKIT_HOME/cells``. ``defenses`` (e.g. ``["none", "jpeg"]``)
-    wraps the model in input defenses, each attacked naive and adaptive (BPDA/EOT).
+    wraps the model in input defenses, each attacked naive and adaptive (BPDA/EOT). ``trust_code`` allows
+    TorchScript / ``package.module:factory`` models, which run their own code when loaded (``--trust-code``).
     """
 
     attacks: list[str]
@@ -65,7 +69,9 @@ class BenchConfig:
     use_cache: bool = True
     jobs: int = 1
     defenses: list[str] = field(default_factory=list)
+    max_cells: int = MAX_CELLS
     targets: str = "random"  # targeted attacks (-p targeted=true): "random" or "least-likely" target labels
+    trust_code: bool = False  # the user's consent to models that are programs (TorchScript, factories)
 
 
 @dataclass
@@ -91,6 +97,22 @@ def check_run_options(n: int | None, batch_size: int, jobs: int, device: str) ->
     if jobs < 1:
         raise InvalidArgumentError(f"--jobs must be at least 1, got {jobs}")
     select_device(device)
+
+
+def capped_jobs(jobs: int) -> int:
+    """``jobs``, at most the number of CPU cores (more processes only fight over them), with a warning."""
+    cores = os.cpu_count() or 1
+    if jobs > cores:
+        log(f"warning: --jobs {jobs} is more than the {cores} CPU cores here; using --jobs {cores}")
+        return cores
+    return jobs
+
+
+def check_cell_count(count: int, max_cells: int, what: str) -> None:
+    """Refuse a run of more than ``max_cells`` cells before any of them is built or run."""
+    if count > max_cells:
+        raise InvalidArgumentError(f"{what} expands to {count:,} cells, more than the cap of {max_cells:,}; "
+                                   "trim it, or raise the cap with --max-cells")
 
 
 def build_attacks(names: list[str], engine: str, params: dict[str, Any], strict: dict[str, Any], norm: str,
@@ -131,6 +153,8 @@ def _cells(config: BenchConfig) -> list[Cell]:
     models = [m.strip() for m in config.model.split(",") if m.strip()] if isinstance(config.model, str) else ["model"]
     if not models:
         raise InvalidArgumentError("no model given; name one, e.g. --model cnn")
+    check_cell_count(len(models) * len(defense_cells(config.defenses)) * len(attacks) * len(eps_grid),
+                     config.max_cells, "this bench run")
     if config.targets not in TARGET_POLICIES:
         raise InvalidArgumentError(f"unknown --targets '{config.targets}'; use one of: {', '.join(TARGET_POLICIES)}")
     return [Cell(model, spec.name, attack, config.norm, eps, config.n, config.seed, config.batch_size, defense,
@@ -185,8 +209,8 @@ def write_run(out: Path, label: str, output: RunOutput, config: dict[str, Any], 
         **environment(),
     }
     with atomic_dir(out / run_id) as tmp:
-        results.to_csv(tmp / "results.csv", index=False)
-        per_class.to_csv(tmp / "per_class.csv", index=False)
+        write_csv(results, tmp / "results.csv")
+        write_csv(per_class, tmp / "per_class.csv")
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
         write_bench_report(tmp / "report.html", output=output, results=results, checks=checks, run_info=run_info)
     probes = [Check(f"{output.models[group]['name']}/{group[1]}" + ("" if group[2] == "none" else f" + {group[2]}")
@@ -202,8 +226,9 @@ def run_bench(config: BenchConfig, *, model: Any = None) -> BenchResult:
     started = time.perf_counter()
     cells = _cells(config)
     output = run_cells(cells, device=config.device, data_root=config.data_root, download=config.download,
-                       jobs=config.jobs, cache=CellCache(enabled=config.use_cache and model is None),
-                       probes=config.probes, description=f"bench on {config.model}", model=model)
+                       jobs=capped_jobs(config.jobs), cache=CellCache(enabled=config.use_cache and model is None),
+                       probes=config.probes, description=f"bench on {config.model}", model=model,
+                       trust_code=config.trust_code)
     name = ", ".join(dict.fromkeys(r.row["model"] for r in output.results))
     attacks = list(dict.fromkeys(c.attack.name for c in cells))
     settings = {**asdict(config), "eps": sorted({c.eps for c in cells}), "attacks": attacks}
@@ -216,8 +241,10 @@ def run_bench(config: BenchConfig, *, model: Any = None) -> BenchResult:
 
 def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", data_root: str | None = None,
               download: bool = False, jobs: int = 1, use_cache: bool = True, probes: bool = True,
-              n: int | None = None, seed: int | None = None) -> BenchResult:
-    """Run every cell of a suite (name or YAML path), reusing cached cells; ``n``/``seed`` override the file's."""
+              max_cells: int = MAX_CELLS,
+              n: int | None = None, seed: int | None = None, trust_code: bool = False) -> BenchResult:
+    """Run every cell of a suite (name or YAML path), reusing cached cells; ``n``/``seed`` override the file's.
+    ``trust_code`` comes from the command line only: a suite file cannot grant it."""
     from dataclasses import replace
 
     from trustkit.bench.suite import load_suite
@@ -226,11 +253,14 @@ def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", da
     suite = load_suite(suite_name)
     suite = replace(suite, n=n if n is not None else suite.n, seed=seed if seed is not None else suite.seed)
     check_run_options(suite.n, suite.batch_size, jobs, device)
+    check_cell_count(suite.cell_count(), max_cells, f"suite {suite.name}")
+    jobs = capped_jobs(jobs)
     for attack in suite.attacks:  # surface bad attack parameters before any training
         attack.build(suite.threat_models[0][1][0], suite.threat_models[0][0], suite.batch_size)
     cells = suite.cells()
     output = run_cells(cells, device=device, data_root=data_root, download=download, jobs=jobs,
-                       cache=CellCache(enabled=use_cache), probes=probes, description=f"suite {suite.name}")
+                       cache=CellCache(enabled=use_cache), probes=probes, description=f"suite {suite.name}",
+                       trust_code=trust_code)
     settings = {"suite": suite.name, "suite_file": suite.source, "description": suite.description,
                 "models": suite.models, "datasets": suite.datasets, "attacks": [a.describe() for a in suite.attacks],
                 "threat_models": [{"norm": norm, "eps": grid} for norm, grid in suite.threat_models],

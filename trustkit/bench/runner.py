@@ -48,11 +48,12 @@ def subset(n_total: int, n: int | None, default_n: int, seed: int) -> torch.Tens
 
 
 def build_context(cell: Cell, device: torch.device, data_root: str | None, download: bool = False,
-                  model: Any = None) -> GroupContext:
-    """Load (training if needed) the group's model and its sample subset; ``model`` overrides the spec."""
+                  model: Any = None, trust_code: bool = False) -> GroupContext:
+    """Load (training if needed) the group's model and its sample subset; ``model`` overrides the spec;
+    ``trust_code`` allows models that are programs (TorchScript, factories)."""
     spec = get_spec(cell.dataset)
     loaded = resolve_model(model if model is not None else cell.model, spec.name, data_root=data_root, device=device,
-                           download=download)
+                           download=download, trust_code=trust_code)
     test_set = load_dataset(spec.name, "test", data_root, download)
     x, y = test_set.tensors(subset(len(test_set), cell.n, spec.default_n, cell.seed))
     base, defense = None, None
@@ -202,10 +203,10 @@ def _worker_init(threads: int) -> None:
 
 
 def _worker_run(cell: Cell, device: str, data_root: str | None, key: str | None, cache_root: str,
-                cache_enabled: bool) -> dict[str, Any]:
+                cache_enabled: bool, trust_code: bool = False) -> dict[str, Any]:
     torch_device = select_device(device)
     if cell.group not in _WORKER_CONTEXTS:
-        _WORKER_CONTEXTS[cell.group] = build_context(cell, torch_device, data_root)
+        _WORKER_CONTEXTS[cell.group] = build_context(cell, torch_device, data_root, trust_code=trust_code)
     result = evaluate_cell(_WORKER_CONTEXTS[cell.group], cell, torch_device)
     data = result.to_json()
     CellCache(cache_root, cache_enabled).store(key, data)
@@ -214,7 +215,7 @@ def _worker_run(cell: Cell, device: str, data_root: str | None, key: str | None,
 
 def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None = None, download: bool = False,
               jobs: int = 1, cache: CellCache | None = None, probes: bool = True, description: str = "bench",
-              model: Any = None) -> RunOutput:
+              model: Any = None, trust_code: bool = False) -> RunOutput:
     """Evaluate ``cells`` (skipping cached ones), run the model probes once per group; results in cell order.
 
     ``jobs`` > 1 evaluates uncached cells in that many processes (each with cores/jobs torch threads);
@@ -233,7 +234,7 @@ def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None 
     pending: list[int] = []
     with progress(description, len(cells)) as bar:
         for group, members in groups.items():
-            ctx = build_context(cells[members[0]], torch_device, data_root, download, model)
+            ctx = build_context(cells[members[0]], torch_device, data_root, download, model, trust_code)
             contexts[group] = ctx
             out.models[group] = _model_info(ctx)
             out.class_names[ctx.spec.name] = ctx.spec.class_names
@@ -245,7 +246,7 @@ def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None 
                 if stored is not None:
                     results[index] = CellResult.from_json(stored, cells[index])
                     bar.advance(1)
-                elif jobs <= 1:
+                elif jobs <= 1 or ctx.fingerprint is None:  # a worker cannot rebuild an in-memory model
                     bar.note(cells[index].title())
                     result = evaluate_cell(ctx, cells[index], torch_device, _Scaled(bar, len(ctx.y)))
                     cache.store(keys[index], result.to_json())
@@ -263,7 +264,7 @@ def run_cells(cells: list[Cell], *, device: str = "auto", data_root: str | None 
             with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                      initializer=_worker_init, initargs=(threads,)) as pool:
                 futures = {pool.submit(_worker_run, cells[i], str(torch_device), data_root, keys[i],
-                                       str(cache.root), cache.enabled): i for i in pending}
+                                       str(cache.root), cache.enabled, trust_code): i for i in pending}
                 for future in as_completed(futures):
                     index = futures[future]
                     data = future.result()

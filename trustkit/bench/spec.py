@@ -82,6 +82,7 @@ def check_params_used(specs: list[AttackSpec], strict: dict[str, Any]) -> None:
     """Every explicitly given --param must be taken by at least one of the attacks."""
     for key in strict:
         if not any(spec.accepts(key) for spec in specs):
-            takes = sorted({k for s in specs if not s.is_art_class for k in (accepted_params(ATTACKS.get(s.name)) or ())})
+            takes = sorted({k for s in specs if not s.is_art_class for k in (accepted_params(ATTACKS.get(s.name)) or ())
+                            if "." not in k})  # ensembles also take member.key forms: not listed
             raise InvalidArgumentError(f"no attack in this run takes parameter '{key}' "
                                        f"({', '.join(s.name for s in specs)} take: {', '.join(takes)})")

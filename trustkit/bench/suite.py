@@ -54,6 +54,13 @@ class Suite:
     batch_size: int = 256
     defenses: list[str] = field(default_factory=lambda: ["none"])
 
+    def cell_count(self) -> int:
+        """How many cells :meth:`cells` would build (computed without building them)."""
+        from trustkit.bench.run import defense_cells
+
+        return (len(self.datasets) * len(self.models) * len(defense_cells(self.defenses)) * len(self.attacks)
+                * sum(len(grid) for _, grid in self.threat_models))
+
     def cells(self) -> list[Cell]:
         from trustkit.bench.run import defense_cells
 
@@ -173,6 +180,11 @@ def _threat(item: Located, source: str) -> tuple[str, list[float]]:
 def parse_suite(text: str, source: str) -> Suite:
     """Validate suite YAML ``text``; every problem is a one-line SpecError naming the file and line."""
     root = load_yaml(text, source)
+    for key in ("trust_code", "trust-code"):  # consent to run code is the user's, given on the command line
+        if isinstance(root.value, dict) and key in root.value:
+            line = (root.key_lines or {}).get(key, root.line)
+            raise SpecError(f"{source}, line {line}: a suite file cannot grant '{key}'; pass --trust-code on the "
+                            "command line if you trust the models' code")
     check_keys(root, SUITE_KEYS, source, "the suite")
     value = root.value
     name = value["name"].value

@@ -11,6 +11,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from trustkit.cli_types import SEED
+
 DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
 DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first data root (needs internet)."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -50,12 +52,16 @@ def _shared_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
                      help="Attack parameter passed through (repeatable), e.g. -p decay=0.5."),
         click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=SEED, default=0, show_default=True,
                      help="Seed for the image subsets, training and random starts."),
         click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
                      help="Folder that receives <run-id>/report.html, results.csv and run.json."),
         click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP),
         click.option("--download", is_flag=True, help=DOWNLOAD_HELP),
+        click.option("--trust-code", is_flag=True,
+                     help="Allow models that are TorchScript files or package.module:factory. These are programs: "
+                          "loading one runs its code, so pass this only for models whose author you trust. Zoo "
+                          "names and .safetensors checkpoints never need it."),
     ]):
         fn = option(fn)
     return fn
@@ -74,8 +80,8 @@ def _print_flags(checks: list) -> None:
 @click.option("--source", "-s", "sources", multiple=True, required=True,
               help="Model(s) the attacker crafts on (it has their gradients), repeatable or comma-separated; join "
                    "models with '+' for an ensemble that averages their logits (cnn+mlp). Zoo names (softmax, mlp, "
-                   "cnn, resnet, resnet20; trained and cached on first use), store entries, .safetensors or "
-                   "TorchScript files, package.module:factory.")
+                   "cnn, resnet, resnet20; trained and cached on first use), store entries, .safetensors files, "
+                   "or (with --trust-code) TorchScript files and package.module:factory.")
 @click.option("--target", "-t", "targets", multiple=True, required=True,
               help="Model(s) the adversarial examples are judged on (never queried by the attacker), repeatable or "
                    "comma-separated; same forms as --source, no ensembles.")
@@ -83,7 +89,7 @@ def _print_flags(checks: list) -> None:
 def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset: str, attacks: tuple[str, ...],
                      eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None,
                      alpha: float | None, restarts: int | None, params: tuple[str, ...], device: str, seed: int,
-                     out: str, data_root: str | None, download: bool) -> None:
+                     out: str, data_root: str | None, download: bool, trust_code: bool) -> None:
     """Transfer attacks: craft adversarial examples on surrogate models, judge them on target models.
 
     Writes reports/<run-id>/ with a source × target success heat map per attack and eps (the last row is
@@ -102,7 +108,8 @@ def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset
     config = TransferConfig(sources=_split(sources), targets=_split(targets), dataset=dataset,
                             attacks=_split(attacks) or list(DEFAULT_ATTACKS), eps=_split(eps) or None, norm=norm,
                             n=n, batch_size=batch_size, device=device, seed=seed, out=out, data_root=data_root,
-                            download=download, attack_params=params_all, strict_params=strict)
+                            download=download, attack_params=params_all, strict_params=strict,
+                            trust_code=trust_code)
     result = run_transfer(config)
     _print_transfer(result)
     _print_flags(result.checks)
@@ -130,8 +137,8 @@ def _print_transfer(result: Any) -> None:
 
 @click.command(name="substitute", context_settings=CONTEXT)
 @click.option("--target", "-t", required=True,
-              help="The model attacked; the attacker only gets its labels. Zoo name, store entry, .safetensors or "
-                   "TorchScript file, package.module:factory.")
+              help="The model attacked; the attacker only gets its labels. Zoo name, store entry, .safetensors "
+                   "file, or (with --trust-code) a TorchScript file or package.module:factory.")
 @click.option("--substitute", "-s", default="cnn", show_default=True,
               help="Zoo architecture of the attacker's substitute (softmax, mlp, cnn, cnn-small, resnet, resnet20, "
                    "preact-resnet18).")
@@ -156,7 +163,8 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
                        reservoir: int | None, reservoir_after: int, max_queries: int | None, lr: float, dataset: str,
                        attacks: tuple[str, ...], eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
                        steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...],
-                       device: str, seed: int, out: str, data_root: str | None, download: bool) -> None:
+                       device: str, seed: int, out: str, data_root: str | None, download: bool,
+                       trust_code: bool) -> None:
     """Substitute-model attack (Papernot et al. 2017): the attacker only queries the target for labels.
 
     It trains a substitute with Jacobian-based data augmentation from a small seed set, then transfers
@@ -181,7 +189,8 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
                               reservoir_after=reservoir_after, max_queries=max_queries, lr=lr,
                               attacks=_split(attacks) or list(DEFAULT_ATTACKS), eps=_split(eps) or None, norm=norm,
                               n=n, batch_size=batch_size, device=device, seed=seed, out=out, data_root=data_root,
-                              download=download, attack_params=params_all, strict_params=strict)
+                              download=download, attack_params=params_all, strict_params=strict,
+                              trust_code=trust_code)
     result = run_substitute(config)
     _print_substitute(result)
     _print_flags(result.checks)

@@ -12,7 +12,7 @@ from trustkit.attacks import Attack
 from trustkit.errors import InvalidArgumentError, UnknownNameError
 from trustkit.models import MODELS
 from trustkit.models.loading import FACTORY_PATTERN, LoadedModel, resolve_model
-from trustkit.models.store import store_path
+from trustkit.models.store import checkpoint_exists, store_path
 from trustkit.runtime import ProgressTask
 
 ENSEMBLE_SEPARATOR = "+"
@@ -35,13 +35,13 @@ def check_model_spec(spec: str) -> None:
     if spec in MODELS or os.path.exists(spec) or "/" in spec or spec.endswith((".safetensors", ".json", ".pt",
                                                                                ".pth", ".ts", ".zip")):
         return
-    if store_path(spec).with_suffix(".json").is_file() or FACTORY_PATTERN.match(spec):
+    if checkpoint_exists(store_path(spec)) or FACTORY_PATTERN.match(spec):
         return
     try:
         MODELS.canonical(spec)
     except UnknownNameError as exc:
-        raise UnknownNameError(f"{exc}; or give a trained store entry, a .safetensors / TorchScript file, or "
-                               "package.module:factory") from None
+        raise UnknownNameError(f"{exc}; or give a trained store entry, a .safetensors checkpoint, or (with "
+                               "--trust-code) a TorchScript file or package.module:factory") from None
 
 
 def ensemble_members(spec: str) -> list[str]:
@@ -75,14 +75,16 @@ class NamedModel:
 class ModelCache:
     """Resolves specs once (training zoo models on first use) and builds ensembles from them."""
 
-    def __init__(self, dataset: str, device: torch.device, data_root: str | None, download: bool) -> None:
+    def __init__(self, dataset: str, device: torch.device, data_root: str | None, download: bool,
+                 trust_code: bool = False) -> None:
         self.dataset, self.device, self.data_root, self.download = dataset, device, data_root, download
+        self.trust_code = trust_code
         self._loaded: dict[str, LoadedModel] = {}
 
     def load(self, spec: str) -> LoadedModel:
         if spec not in self._loaded:
             self._loaded[spec] = resolve_model(spec, self.dataset, data_root=self.data_root, device=self.device,
-                                               download=self.download)
+                                               download=self.download, trust_code=self.trust_code)
         return self._loaded[spec]
 
     def named(self, spec: str) -> NamedModel:

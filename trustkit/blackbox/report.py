@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
+from trustkit.tables import write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.bench.run import new_run_id
 from trustkit.report.html import render
@@ -57,7 +58,7 @@ def write_run_folder(out: str | Path, label: str, *, make_info: Callable[[str], 
                   timings=info["timings_seconds"], title=info["title"], subtitle=info["subtitle"], **context)
     with atomic_dir(out / run_id) as tmp:
         for name, table in tables.items():
-            table.to_csv(tmp / name, index=False)
+            write_csv(table, tmp / name)
         (tmp / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         (tmp / "report.html").write_text(html, encoding="utf-8")
     return out / run_id, info

@@ -87,6 +87,7 @@ class SubstituteConfig:
     download: bool = False
     attack_params: dict[str, Any] = field(default_factory=dict)
     strict_params: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False  # consent to a target that is a program (TorchScript, factory): --trust-code
 
     def validate(self) -> "SubstituteConfig":
         """Refuse impossible settings in one line each, before any model is loaded or trained."""
@@ -291,7 +292,7 @@ def run_substitute(config: SubstituteConfig) -> SubstituteResult:
                                  config.norm, eps_grid, config.batch_size)
     device = select_device(config.device)
     target = resolve_model(config.target, spec.name, data_root=config.data_root, device=device,
-                           download=config.download)
+                           download=config.download, trust_code=config.trust_code)
     test_set = load_dataset(spec.name, "test", config.data_root, config.download)
     seeds_index = seed_indices(test_set.labels, config.seed_size, spec.num_classes, config.seed)
     eval_index = evaluation_indices(len(test_set), seeds_index, config.n, spec.default_n, config.seed)

@@ -70,6 +70,7 @@ class TransferConfig:
     download: bool = False
     attack_params: dict[str, Any] = field(default_factory=dict)
     strict_params: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False  # consent to models that are programs (TorchScript, factories): --trust-code
 
 
 @dataclass
@@ -175,7 +176,7 @@ def run_transfer(config: TransferConfig) -> TransferResult:
     attack_specs = _attack_specs(list(config.attacks), config, eps_grid)
     device = select_device(config.device)
 
-    models = ModelCache(data_spec.name, device, config.data_root, config.download)
+    models = ModelCache(data_spec.name, device, config.data_root, config.download, config.trust_code)
     crafting = [models.named(s) for s in sources]
     judged = [models.named(t) for t in targets]
     references = [t for t in judged if not any(t.module is s.module for s in crafting)]  # targets only

@@ -29,7 +29,7 @@ def load_dataset(name: str = DEFAULT_DATASET, split: str = "test", data_root: st
     """Load a registered data set split as an :class:`ImageDataset` of ``(x in [0,1], int label)``.
 
     ``data_root`` (else ``$TRUSTKIT_DATA``, else ``$TRUSTKIT_HOME/data``) is searched for local copies;
-    ``download=True`` lets torchvision fetch missing files (needs internet).
+    ``download=True`` fetches missing files (needs internet), checksum-verified before they are read.
     """
     spec = get_spec(name)
     if split not in SPLITS:

@@ -1,10 +1,12 @@
 """Data-set description (:class:`DatasetSpec`) and the in-memory image set (:class:`ImageDataset`)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from trustkit.errors import DataNotFoundError
@@ -60,8 +62,57 @@ def fetch(name: str, download: Callable[[], object], folder: Path) -> None:
     try:
         download()
     except Exception as exc:  # urllib, HTTP and checksum errors all mean the same to the user
-        raise DataNotFoundError(f"downloading {name} into {folder} failed ({type(exc).__name__}: {exc}); check "
+        detail = " ".join(str(exc).split())  # torchvision's messages span lines; the error is one
+        raise DataNotFoundError(f"downloading {name} into {folder} failed ({type(exc).__name__}: {detail}); check "
                                 "the internet connection or point --data-root at a local copy") from None
+
+
+def read_checked(path: Path, algorithm: str, expected: str, fix: str) -> bytes:
+    """The bytes of ``path``, after checking their ``algorithm`` digest ('md5', 'sha256') is ``expected``.
+
+    The digest is taken of the bytes returned, so what was checked is what gets parsed. A mismatch is one
+    DataNotFoundError line that names the file, both digests and ``fix``.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataNotFoundError(f"cannot read {path} ({exc.strerror or exc}); {fix}") from None
+    digest = hashlib.new(algorithm, data).hexdigest()
+    if digest != expected:
+        name = {"md5": "MD5", "sha256": "SHA-256"}.get(algorithm, algorithm)
+        raise DataNotFoundError(f"refusing {path}: its {name} is {digest}, not the published {expected} "
+                                f"(a corrupt or substituted file); {fix}")
+    return data
+
+
+def refuse_pickle(path: Path, use_instead: str) -> DataNotFoundError:
+    """The one-line error for a pickled data file that trustkit will not load (loading a pickle runs its code)."""
+    return DataNotFoundError(f"refusing {path}: it is a pickle, and loading a pickle can run any code it holds; "
+                             f"use {use_instead} instead")
+
+
+def decode_image(path: Path, size: tuple[int, int], mode: str, fix: str) -> np.ndarray:
+    """Decode one image file with Pillow to a uint8 array (H×W or H×W×C) of ``size`` (width, height) in ``mode``.
+
+    ``mode`` 'L' demands an 8-bit grey file as it is; 'RGB' converts (grey JPEGs are common). An empty,
+    truncated or undecodable file, or one of another size, is one DataNotFoundError line naming it.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.size != size:
+                raise DataNotFoundError(f"{path} is {image.size[0]}×{image.size[1]} pixels, expected "
+                                        f"{size[0]}×{size[1]}; {fix}")
+            if mode == "L" and image.mode != "L":
+                raise DataNotFoundError(f"{path} is a '{image.mode}' image, expected 8-bit grey ('L'); {fix}")
+            return np.asarray(image.convert(mode) if image.mode != mode else image)
+    except DataNotFoundError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:  # what Pillow raises
+        empty = path.is_file() and path.stat().st_size == 0
+        detail = "empty file" if empty else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        raise DataNotFoundError(f"cannot decode {path} ({detail}); {fix}") from None
 
 
 Loader = Callable[[str, list[Path], bool], ImageDataset]

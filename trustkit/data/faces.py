@@ -101,10 +101,14 @@ def load(split: str, roots: list[Path], download: bool) -> FaceDataset:
                                 "point --data-root at a complete copy")
     pixels = []
     for path, _ in chosen:
-        with Image.open(path) as image:
-            if image.size != (64, 64):
-                image = image.resize((64, 64), Image.BICUBIC)  # other crops of UTKFace come at 200×200
-            pixels.append(np.asarray(image.convert("RGB")))
+        try:
+            with Image.open(path) as image:
+                if image.size != (64, 64):
+                    image = image.resize((64, 64), Image.BICUBIC)  # other crops of UTKFace come at 200×200
+                pixels.append(np.asarray(image.convert("RGB")))
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:  # Pillow's errors
+            raise DataNotFoundError(f"cannot decode {path} ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                                    "replace or delete the file") from None
     images = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).contiguous()  # uint8 N×3×64×64
     attributes = {name: torch.tensor([getattr(lab, name) for _, lab in chosen], dtype=torch.int64)
                   for name in ATTRIBUTES}

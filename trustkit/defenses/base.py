@@ -9,6 +9,7 @@ A defense transforms images before the classifier. Evaluated honestly it is atta
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any
 
 import torch
@@ -90,6 +91,8 @@ def positive(name: str, value: Any, kind: type = float, maximum: float | None = 
         value = kind(value)
     except (TypeError, ValueError):
         raise InvalidArgumentError(f"defense parameter {name} must be a {kind.__name__}, got {value!r}") from None
+    if not math.isfinite(value):
+        raise InvalidArgumentError(f"defense parameter {name} must be a finite number, got {value}")
     if value <= 0 or (maximum is not None and value > maximum):
         bound = f" and at most {maximum}" if maximum is not None else ""
         raise InvalidArgumentError(f"defense parameter {name} must be > 0{bound}, got {value}")

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 import click
 
+from trustkit.cli_types import SEED
 from trustkit.detection.data import DEFAULT_GENERATORS
 from trustkit.detection.perturb import PERTURBATIONS
 
@@ -24,7 +25,7 @@ def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--n-train", type=int, default=2000, show_default=True, help="Real (and fake) training images."),
         click.option("--n-val", type=int, default=500, show_default=True, help="Validation images (threshold calibration)."),
         click.option("--n-test", type=int, default=1000, show_default=True, help="Test images per class."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets, samples and training."),
+        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for subsets, samples and training."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
         click.option("--data-root", type=click.Path(file_okay=False), help="Folder with local data sets."),
         click.option("--no-cache", is_flag=True, help="Rebuild data and retrain detectors instead of reusing them."),

@@ -75,7 +75,7 @@ def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ..
                    data_root: str | None = None, device: str = "auto", use_cache: bool = True) -> FakeImageSet:
     """Real and fake images of ``dataset`` for every generator (trained first if missing), cached."""
     from trustkit.generative import GENERATIVE_MODELS
-    from trustkit.models.store import read_weights, save_tensors
+    from trustkit.models.store import checkpoint_exists, read_weights, save_tensors
 
     spec = get_spec(dataset)
     names = [GENERATIVE_MODELS.canonical(g) for g in generators]
@@ -99,7 +99,7 @@ def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ..
     key = _cache_key(spec.name, sizes, seed, fingerprints)
     cache = home() / "detection" / f"{spec.name}-{key}.safetensors"
     sources = {name: g.source for name, g in loaded.items()}
-    if use_cache and cache.with_suffix(".json").is_file():
+    if use_cache and checkpoint_exists(cache):
         tensors = read_weights(cache)
         return FakeImageSet(spec.name, names, {s: tensors[f"real/{s}"] for s in SPLITS},
                             {g: {s: tensors[f"fake/{g}/{s}"] for s in SPLITS} for g in names}, key, sources)
@@ -129,4 +129,6 @@ def describe(images: FakeImageSet) -> dict[str, Any]:
 
 
 def cached_sets() -> list[Path]:
-    return sorted((home() / "detection").glob("*.json"))
+    from trustkit.models.store import list_checkpoints
+
+    return list_checkpoints(folder=home() / "detection")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trustkit.tables import write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.attacks import parse_eps
 from trustkit.detection import DETECTORS, Detector, make_detector
@@ -19,7 +20,7 @@ from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet, build_fake
 from trustkit.detection.evaluate import calibrate_threshold, evade, roc_points, score_quality
 from trustkit.detection.perturb import PERTURBATIONS
 from trustkit.errors import CheckpointError, InvalidArgumentError
-from trustkit.models.store import read_metadata, read_weights, save_tensors, store_path
+from trustkit.models.store import checkpoint_exists, read_checkpoint, save_tensors, store_path
 from trustkit.report.metadata import environment
 from trustkit.runtime import device_description, progress, seed_everything, select_device
 
@@ -80,11 +81,11 @@ def train_detector(name: str, images: FakeImageSet, generator: str, *, seed: int
     ``generator`` fakes; the threshold is calibrated on the validation split."""
     path = store_path(detector_entry(name, images.dataset, generator))
     detector = make_detector(name, images.dataset)
-    if use_cache and path.with_suffix(".json").is_file():
+    if use_cache and checkpoint_exists(path):
         try:
-            meta = read_metadata(path)
+            weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
             if meta.get("data_key") == images.key and meta.get("seed") == seed:
-                detector.load_state(read_weights(path))
+                detector.load_state(weights)
                 return TrainedDetector(detector, meta["threshold"], meta["validation"], True)
         except CheckpointError:
             pass  # unreadable: retrain and overwrite
@@ -216,7 +217,7 @@ def _write(config: FakesConfig, images: FakeImageSet, trained: dict, results: pd
         "timings_seconds": {k: round(v, 2) for k, v in timings.items()}, **environment(),
     }
     with atomic_dir(out / run_id) as tmp:
-        results.to_csv(tmp / "results.csv", index=False)
+        write_csv(results, tmp / "results.csv")
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
         write_detection_report(tmp / "report.html", results=results, images=images, rocs=rocs, run_info=run_info)
     return FakesResult(out / run_id, results, run_info)

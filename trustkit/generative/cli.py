@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 import click
 
+from trustkit.cli_types import SEED
+
 DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
 DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda or mps."
 MODEL_SPEC_HELP = ("A generative model name (its store entry for --dataset, e.g. dcgan -> gen-dcgan-mnist), a "
@@ -129,12 +131,12 @@ def _print_metrics(result: Any) -> None:
 @click.option("--latent-dim", type=int, help="Length of the latent vector z (default: per model and image size).")
 @click.option("--width", type=int, help="Base channel count of convolutional models (default: per image size).")
 @click.option("--beta", type=float, help="VAEs: weight of the KL term (1 = standard VAE; beta-vae defaults to 4).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation, shuffling and sampling.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for initialisation, shuffling and sampling.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
 @click.option("--download", is_flag=True, help="Fetch a missing MNIST/CIFAR-10 with torchvision (needs internet).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Save the model here (.safetensors + .json) instead of the store entry gen-<model>-<dataset>.")
+              help="Save the model here (one .safetensors file) instead of the store entry gen-<model>-<dataset>.")
 @click.option("--eval/--no-eval", "evaluate", default=True, show_default=True,
               help="Measure domain FID, KID, precision/recall, coverage (and NLL for VAEs) after training.")
 @_eval_options
@@ -181,7 +183,7 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
               help="Conditional models: class(es) to generate, by name or number; repeat or comma-separate.")
 @click.option("--per-class", is_flag=True, help="Conditional models: a grid with one row per class.")
 @click.option("--columns", type=int, default=8, show_default=True, help="Images per grid row.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the latents.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--out", "-o", default="samples.png", show_default=True, type=click.Path(dir_okay=False),
               help="PNG file to write the grid to.")
@@ -228,7 +230,7 @@ def sample(model: str, dataset: str | None, n: int, classes: tuple[str, ...], pe
 @click.option("--images", "between_images", is_flag=True,
               help="AE/VAE: walk between the codes of pairs of test images instead of random latents.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents / image pairs.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the latents / image pairs.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--out", "-o", default="interpolation.png", show_default=True, type=click.Path(dir_okay=False),
               help="PNG file to write the strips to.")
@@ -279,7 +281,7 @@ def interpolate(model: str, dataset: str | None, pairs: int, steps: int, method:
 @click.option("--classifier", default="cnn", show_default=True,
               help="GANs: zoo classifier that labels samples to find the class vector.")
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampled latents.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampled latents.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--out", "-o", default="arithmetic.png", show_default=True, type=click.Path(dir_okay=False),
               help="PNG file: one row per start point, one column per α (encoder models: input image first).")
@@ -318,7 +320,7 @@ def arithmetic(model: str, dataset: str | None, attribute: str, alphas: tuple[st
 @click.option("--model", "-m", required=True, help=MODEL_SPEC_HELP)
 @click.option("--dataset", "-d", help=DATASET_HELP)
 @_eval_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples and subsets.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the samples and subsets.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
 @click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
@@ -343,8 +345,6 @@ def evaluate(model: str, dataset: str | None, n: int, iw_samples: int, nll_image
 @gen.command(name="list")
 def list_() -> None:
     """Show the generative models and the trained ones in the store."""
-    import json
-
     from rich.console import Console
     from rich.table import Table
 
@@ -361,11 +361,14 @@ def list_() -> None:
     stored = Table(title="trained generative models", title_justify="left", caption=f"in {store_dir()}")
     for column in ("store entry", "epochs", "train seconds", "created"):
         stored.add_column(column)
-    for meta_file in sorted(store_dir().glob("gen-*.json")):
+    from trustkit.errors import CheckpointError
+    from trustkit.models.store import list_checkpoints, read_metadata
+
+    for weights in list_checkpoints("gen-"):
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            stored.add_row(meta_file.stem, str(len(meta.get("history", []))),
+            meta = read_metadata(weights)
+            stored.add_row(weights.stem, str(len(meta.get("history", []))),
                            str(meta.get("metrics", {}).get("train_seconds", "?")), meta.get("created", "?"))
-        except (OSError, ValueError):
-            stored.add_row(meta_file.stem, "unreadable", "", "")
+        except CheckpointError:
+            stored.add_row(weights.stem, "unreadable", "", "")
     console.print(stored)

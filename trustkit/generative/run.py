@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from trustkit.tables import write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.data import get_spec, load_dataset
 from trustkit.generative import GENERATIVE_MODELS, GenerativeModel, build_generative
@@ -166,8 +167,8 @@ def write_run(out: str | os.PathLike, *, kind: str, model: GenerativeModel, meta
         **environment(),
     }
     with atomic_dir(out / run_id) as tmp:
-        metrics.to_csv(tmp / "results.csv", index=False)
-        pd.DataFrame(epochs, columns=history_columns).to_csv(tmp / "history.csv", index=False)
+        write_csv(metrics, tmp / "results.csv")
+        write_csv(pd.DataFrame(epochs, columns=history_columns), tmp / "history.csv")
         (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
         from trustkit.generative.report import write_gen_report
 

@@ -1,4 +1,4 @@
-"""Generative checkpoints in trustkit's store: safetensors weights + JSON metadata, entries ``gen-<model>-<data>``.
+"""Generative checkpoints in trustkit's store: one safetensors file (metadata in its header), entries ``gen-<model>-<data>``.
 
 A spec given to the CLI or :func:`resolve_generator` is a registered model name (its store entry for the data
 set), a store entry (``gen-dcgan-mnist``) or a ``.safetensors`` path. Nothing is ever unpickled.
@@ -15,7 +15,7 @@ import torch
 from trustkit.data import get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.generative import GENERATIVE_MODELS, GenerativeModel, build_generative
-from trustkit.models.store import read_metadata, read_weights, save_checkpoint, store_dir, store_path
+from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_dir, store_path
 from trustkit.runtime import prepare_model, select_device
 
 KIND = "generative"
@@ -45,7 +45,7 @@ class LoadedGenerator:
 
 
 def save_generator(model: GenerativeModel, metadata: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Save weights (safetensors) and metadata (JSON, with ``kind: generative``) atomically."""
+    """Save weights and metadata (with ``kind: generative``) atomically, in one safetensors file."""
     return save_checkpoint(model, {"kind": KIND, **metadata}, path)
 
 
@@ -54,8 +54,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     path = Path(path).expanduser()
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
-    weights = read_weights(path)
-    meta = read_metadata(path)
+    weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
     if meta.get("kind") != KIND:
         raise CheckpointError(f"checkpoint {path} is not a generative model (it is a classifier checkpoint); "
                               "train one with 'trustkit gen train'")
@@ -83,13 +82,13 @@ def resolve_generator(spec: str, dataset: str | None = None, device: str | torch
         loaded = load_generator(spec, device)
     elif spec in GENERATIVE_MODELS:
         name = store_name(spec, dataset or "digits")
-        if not store_path(name).with_suffix(".json").is_file():
+        if not checkpoint_exists(store_path(name)):
             data = get_spec(dataset or "digits").name
             raise CheckpointError(f"no trained '{GENERATIVE_MODELS.canonical(spec)}' for {data} in {store_dir()}; "
                                   f"run 'trustkit gen train --model {GENERATIVE_MODELS.canonical(spec)} "
                                   f"--dataset {data}'")
         loaded = load_generator(store_path(name), device)
-    elif store_path(spec).with_suffix(".json").is_file():
+    elif checkpoint_exists(store_path(spec)):
         loaded = load_generator(store_path(spec), device)
     else:
         try:

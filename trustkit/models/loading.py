@@ -1,14 +1,22 @@
 """Resolve a model spec to an eval-mode ``nn.Module`` on [0, 1] inputs.
 
 A spec is one of: a zoo name (``cnn``; trained and cached on first use), a store entry
-(``cnn-mnist``), a trustkit checkpoint (``*.safetensors`` + ``*.json``), a TorchScript file, or
-``package.module:factory`` (a callable returning an ``nn.Module``). Pickled files are refused.
+(``cnn-mnist``), a trustkit checkpoint (one ``*.safetensors`` file: weights + metadata naming a zoo
+architecture), a TorchScript file, or ``package.module:factory`` (a callable returning an ``nn.Module``).
+
+Data versus programs: a trustkit checkpoint is data (tensors and JSON) and is always safe to load. A TorchScript
+file and a factory are programs: loading one runs its author's code (PyTorch's SECURITY.md: "Pytorch models are
+programs ... running untrusted models is equivalent to running untrusted code"), so they load only with the caller's explicit consent, ``trust_code=True`` (the CLI's
+``--trust-code``), as Hugging Face's ``trust_remote_code``. Without it they are refused before any of their code
+is read, imported or run. Pickled files (``torch.save``) are refused always.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +28,29 @@ from torch import nn
 from trustkit.data import DatasetSpec, get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.models import MODELS, build_model
-from trustkit.models.store import read_metadata, read_weights, store_dir, store_path
+from trustkit.models.store import (checkpoint_exists, entry_lock, home_writable, read_checkpoint, store_dir,
+                                   store_path)
 from trustkit.runtime import select_device
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-PICKLE_REFUSAL = ("is a pickled PyTorch file (torch.save); trustkit never unpickles files because that can run "
-                  "arbitrary code. Export it as TorchScript (torch.jit.script/trace(model).save(path)), save its "
-                  "state dict as safetensors via trustkit.models.store.save_checkpoint, or pass package.module:factory")
+SAFE_ROUTE = ("the safe route is a trustkit checkpoint: safetensors weights + a named zoo architecture "
+              "(trustkit.models.store.save_checkpoint; see docs/models.md)")
+PICKLE_REFUSAL = ("is a pickled PyTorch file (torch.save); trustkit never unpickles files because unpickling runs "
+                  f"arbitrary code; {SAFE_ROUTE}")
+TRUST_CODE_HINT = "pass --trust-code (trust_code=True in Python) only if you trust its author and its code"
+
+
+def torchscript_refusal(path: os.PathLike | str) -> str:
+    """The one-line refusal of a TorchScript file loaded without consent."""
+    return (f"{path} is a TorchScript file: a program, and loading it runs its code (PyTorch's SECURITY.md: "
+            f"running an untrusted model is running untrusted code), so trustkit did not load it; {TRUST_CODE_HINT}; {SAFE_ROUTE}")
+
+
+def factory_refusal(spec: str) -> str:
+    """The one-line refusal of a ``package.module:factory`` spec given without consent."""
+    module_name, attr = spec.split(":")
+    return (f"'{spec}' is code: loading it imports {module_name} and calls {attr}(), which runs whatever they "
+            f"contain, so trustkit did not import it; {TRUST_CODE_HINT}; {SAFE_ROUTE}")
 
 
 @dataclass
@@ -42,10 +66,9 @@ class LoadedModel:
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a zoo model from a trustkit checkpoint; returns ``(eval-mode model, metadata)``."""
     path = Path(path)
-    if path.suffix == ".json":
+    if path.suffix == ".json":  # an old two-file checkpoint named by its metadata file
         path = path.with_suffix(".safetensors")
-    weights = read_weights(path)
-    meta = read_metadata(path)
+    weights, meta = read_checkpoint(path)  # one open: a concurrent overwrite cannot mix two versions
     try:
         spec = get_spec(meta["dataset"])
         arch = MODELS.canonical(meta["arch"])
@@ -83,18 +106,22 @@ def _sniff(path: Path) -> str:
     return "unknown"
 
 
-def _load_file(path: Path, device: torch.device) -> LoadedModel:
+def _load_file(path: Path, device: torch.device, trust_code: bool = False) -> LoadedModel:
+    if path.suffix == ".json":  # an old two-file checkpoint named by its metadata file
+        path = path.with_suffix(".safetensors")
     if not path.is_file():
         raise CheckpointError(f"model file {path} not found; check the path")
-    if path.suffix in (".safetensors", ".json"):
+    if path.suffix == ".safetensors":
         module, meta = load_checkpoint(path, device)
         return LoadedModel(module, path.stem, str(path), meta)
     kind = _sniff(path)
     if kind == "pickle":
         raise CheckpointError(f"{path} {PICKLE_REFUSAL}")
     if kind != "torchscript":
-        raise CheckpointError(f"{path} is neither a trustkit checkpoint (.safetensors + .json) nor a TorchScript "
-                              "file; save the model in one of those formats")
+        raise CheckpointError(f"{path} is neither a trustkit checkpoint (.safetensors) nor a TorchScript "
+                              f"file; {SAFE_ROUTE}")
+    if not trust_code:  # refused before torch.jit.load reads (and runs) any of its code
+        raise CheckpointError(torchscript_refusal(path))
     try:
         module = torch.jit.load(str(path), map_location=device)
     except Exception as exc:  # torch.jit raises RuntimeError subclasses with long C++ traces
@@ -103,7 +130,9 @@ def _load_file(path: Path, device: torch.device) -> LoadedModel:
     return LoadedModel(module.eval(), path.stem, str(path), {"format": "torchscript"})
 
 
-def _load_factory(spec: str, device: torch.device) -> LoadedModel:
+def _load_factory(spec: str, device: torch.device, trust_code: bool = False) -> LoadedModel:
+    if not trust_code:  # refused before the module is imported: importing it already runs its code
+        raise CheckpointError(factory_refusal(spec))
     module_name, attr = spec.split(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
@@ -139,45 +168,88 @@ def check_input_shape(loaded: LoadedModel, spec: DatasetSpec, device: torch.devi
                                  f"expected logits of shape (2, {spec.num_classes}); pick the matching data set")
 
 
+_IN_MEMORY: dict[tuple[str, str], tuple[nn.Module, dict[str, Any]]] = {}  # zoo models a read-only store could not keep
+
+
+def _train_zoo_model(arch: str, data_spec: DatasetSpec, torch_device: torch.device, data_root: Any,
+                     download: bool) -> LoadedModel:
+    """The store's ``arch`` for ``data_spec``, trained now if missing, by one process only: concurrent callers
+    wait on the entry's lock and then load what the first one trained. A store that cannot be written trains
+    the model in memory (one warning) instead of failing."""
+    from trustkit.train import store_name, train_model  # late import: train depends on models
+
+    path = store_path(store_name(arch, data_spec.name))
+    if not checkpoint_exists(path):
+        if not home_writable(store_dir()):
+            if (arch, data_spec.name) in _IN_MEMORY:  # trained earlier in this process: not again
+                module, meta = _IN_MEMORY[(arch, data_spec.name)]
+                return LoadedModel(copy.deepcopy(module).to(torch_device).eval(), arch, f"{arch} trained in memory",
+                                   meta)
+            # train_model always saves: let it save to a scratch folder that is deleted right after
+            try:
+                scratch = tempfile.TemporaryDirectory(prefix="trustkit-unstored-")
+            except OSError as exc:
+                raise CheckpointError(f"no cached {arch} for {data_spec.name}, and neither {store_dir()} nor the "
+                                      f"temporary folder can be written ({exc.strerror}); set TRUSTKIT_HOME to a "
+                                      "writable folder") from None
+            with scratch:
+                trained = train_model(arch, data_spec.name, device=str(torch_device), data_root=data_root,
+                                      download=download, out=Path(scratch.name) / path.name,
+                                      announce=f"no cached {arch} for {data_spec.name}: training it now "
+                                               "(kept in memory only: the store is not writable)")
+            meta = {**trained.metadata, "format": "in-memory (not stored)"}
+            _IN_MEMORY[(arch, data_spec.name)] = (copy.deepcopy(trained.model).cpu(), meta)
+            return LoadedModel(trained.model.to(torch_device).eval(), arch, f"{arch} trained in memory", meta)
+        with entry_lock(path, waiting=f"another trustkit process is training {arch} for {data_spec.name}; "
+                                      "waiting for it"):
+            if not checkpoint_exists(path):  # re-check: it may have been trained while we waited
+                train_model(arch, data_spec.name, device=str(torch_device), data_root=data_root, download=download,
+                            announce=f"no cached {arch} for {data_spec.name}: training it now (cached in "
+                                     f"{store_dir()})")
+    module, meta = load_checkpoint(path, torch_device)
+    return LoadedModel(module, arch, str(path), meta)
+
+
 def resolve_model(spec: str | nn.Module, dataset: str = "digits", *, data_root: str | os.PathLike | None = None,
                   device: str | torch.device = "auto", train_if_missing: bool = True,
-                  download: bool = False) -> LoadedModel:
-    """Resolve ``spec`` (see module doc) for ``dataset``; trains and caches zoo models that are missing."""
+                  download: bool = False, trust_code: bool = False) -> LoadedModel:
+    """Resolve ``spec`` (see module doc) for ``dataset``; trains and caches zoo models that are missing.
+
+    ``trust_code`` allows TorchScript files and ``package.module:factory`` specs, which run their own code
+    when loaded; without it they are refused (CheckpointError) before any of that code runs.
+    """
     data_spec = get_spec(dataset)
     torch_device = select_device(device)
     if isinstance(spec, nn.Module):
         loaded = LoadedModel(spec.to(torch_device).eval(), type(spec).__name__, "python object")
     elif os.path.exists(spec) or spec.endswith((".safetensors", ".json", ".pt", ".pth", ".ts", ".zip")) or "/" in spec:
-        loaded = _load_file(Path(spec).expanduser(), torch_device)
+        loaded = _load_file(Path(spec).expanduser(), torch_device, trust_code)
     elif spec in MODELS:
         arch = MODELS.canonical(spec)
-        from trustkit.train import store_name, train_model  # late import: train depends on models
+        if not train_if_missing:
+            from trustkit.train import store_name  # late import: train depends on models
 
-        path = store_path(store_name(arch, data_spec.name))
-        if not path.with_suffix(".json").is_file():
-            if not train_if_missing:
+            if not checkpoint_exists(store_path(store_name(arch, data_spec.name))):
                 raise CheckpointError(f"no trained '{arch}' for {data_spec.name} in {store_dir()}; run "
                                       f"'trustkit train --model {arch} --dataset {data_spec.name}'")
-            train_model(arch, data_spec.name, device=str(torch_device), data_root=data_root, download=download,
-                        announce=f"no cached {arch} for {data_spec.name}: training it now (cached in {store_dir()})")
-        module, meta = load_checkpoint(path, torch_device)
-        loaded = LoadedModel(module, arch, str(path), meta)
-    elif store_path(spec).with_suffix(".json").is_file():
+        loaded = _train_zoo_model(arch, data_spec, torch_device, data_root, download)
+    elif checkpoint_exists(store_path(spec)):
         module, meta = load_checkpoint(store_path(spec), torch_device)
         loaded = LoadedModel(module, spec, str(store_path(spec)), meta)
     elif FACTORY_PATTERN.match(spec):
-        loaded = _load_factory(spec, torch_device)
+        loaded = _load_factory(spec, torch_device, trust_code)
     else:
         try:
             MODELS.canonical(spec)
         except UnknownNameError as exc:  # add the non-zoo forms a spec may take
-            raise UnknownNameError(f"{exc}; or give a trained store entry, a .safetensors / TorchScript file, "
-                                   "or package.module:factory") from None
+            raise UnknownNameError(f"{exc}; or give a trained store entry, a .safetensors checkpoint, or (with "
+                                   "--trust-code) a TorchScript file or package.module:factory") from None
     check_input_shape(loaded, data_spec, torch_device)
     return loaded
 
 
 def load_model(spec: str | nn.Module, dataset: str = "digits", data_root: str | os.PathLike | None = None,
-               device: str | torch.device = "auto") -> nn.Module:
-    """An eval-mode ``nn.Module`` on [0, 1] inputs for ``spec`` (zoo name, checkpoint, TorchScript, factory)."""
-    return resolve_model(spec, dataset, data_root=data_root, device=device).module
+               device: str | torch.device = "auto", *, trust_code: bool = False) -> nn.Module:
+    """An eval-mode ``nn.Module`` on [0, 1] inputs for ``spec`` (zoo name, store entry, trustkit checkpoint; with
+    ``trust_code=True`` also a TorchScript file or ``package.module:factory``, which run their own code)."""
+    return resolve_model(spec, dataset, data_root=data_root, device=device, trust_code=trust_code).module

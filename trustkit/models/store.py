@@ -1,28 +1,39 @@
-"""Checkpoints: weights in safetensors plus a JSON of metadata. Loading never unpickles anything.
+"""Checkpoints: one safetensors file holding the weights and, in its header, the metadata. Nothing is unpickled.
 
-A checkpoint ``NAME.safetensors`` has its metadata beside it in ``NAME.json`` (architecture, data set,
-input shape, normalisation, training recipe, seed, metrics). Both are written atomically, the JSON last,
-so a checkpoint whose JSON exists is complete. The store keeps zoo checkpoints under
-``$TRUSTKIT_HOME/checkpoints``.
+A checkpoint ``NAME.safetensors`` carries its metadata (architecture, data set, input shape, normalisation,
+training recipe, seed, metrics) as JSON under the header key ``trustkit``, so weights and metadata are written
+by one atomic rename and can never disagree. Older checkpoints (format version 1) kept the metadata beside the
+weights in ``NAME.json``; those still load (the header wins when both exist), and re-saving one writes the
+single file and removes the old JSON.
+
+The store keeps zoo checkpoints under ``$TRUSTKIT_HOME/checkpoints``. Every write takes a per-entry file
+lock (under ``$TRUSTKIT_HOME/locks``), and the file is fsynced before it is renamed into place.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from trustkit._version import __version__
-from trustkit.atomic import atomic_path, write_json
+from trustkit.atomic import atomic_path, sweep_stale
 from trustkit.errors import CheckpointError
 from trustkit.paths import home
 
 FORMAT = "trustkit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: metadata in a sibling .json; 2: metadata in the safetensors header
+METADATA_KEY = "trustkit"  # safetensors header key holding the metadata JSON
+LOCK_WAIT_NOTICE_SECONDS = 0.5  # say that we wait for another process after this long
+
+_warned_read_only: set[str] = set()
 
 
 def store_dir() -> Path:
@@ -35,54 +46,219 @@ def store_path(name: str) -> Path:
     return store_dir() / f"{name}.safetensors"
 
 
+def _weights_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+
+
 def metadata_path(weights: Path) -> Path:
-    return weights.with_suffix(".json")
+    """Where a checkpoint of the old two-file format kept its metadata (read for compatibility only)."""
+    return Path(weights).with_suffix(".json")
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The lock file guarding writes of checkpoint ``path``: ``$TRUSTKIT_HOME/locks/<path hash>-NAME.lock``.
+
+    Locks live apart from the checkpoints (filelock leaves its files behind on Unix), so neither the store nor a
+    user's ``--out`` folder collects them; a home that cannot be written keeps them in the temporary folder.
+    """
+    path = _weights_path(path)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    folder = home() / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / "trustkit-locks"
+    return folder / f"{digest}-{path.stem}.lock"
+
+
+@contextlib.contextmanager
+def entry_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold the per-entry lock of checkpoint ``path`` (re-entrant in one thread, exclusive across threads
+    and processes). ``waiting`` is logged when another process holds it for more than a moment."""
+    from filelock import FileLock, Timeout
+
+    from trustkit.runtime import log
+
+    target = lock_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(target), is_singleton=True)
+    try:
+        lock.acquire(timeout=LOCK_WAIT_NOTICE_SECONDS)
+    except Timeout:
+        if waiting:
+            log(waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def writable_reason(folder: str | os.PathLike) -> str | None:
+    """None if files can be created in ``folder`` (or, while it does not exist yet, in its nearest existing
+    ancestor: probing creates nothing), else why not (one short phrase).
+
+    This tries a real write rather than asking ``os.access``, which says yes to root on a read-only folder.
+    """
+    folder = Path(folder)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        return "Not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def home_writable(folder: str | os.PathLike | None = None) -> bool:
+    """True if ``folder`` (default: the checkpoint store) can be written. If not, warns once per process
+    that trustkit runs without storing models or caching cells, and how to fix it."""
+    folder = Path(folder) if folder is not None else store_dir()
+    reason = writable_reason(folder)
+    if reason is None:
+        return True
+    root = home()
+    where = f"TRUSTKIT_HOME {root}" if folder == root or root in folder.parents else str(folder)
+    if where not in _warned_read_only:
+        _warned_read_only.add(where)
+        from trustkit.runtime import log
+
+        log(f"warning: {where} is not writable ({reason}); running with the cell cache off and trained models "
+            "kept in memory only; set TRUSTKIT_HOME to a writable folder to keep them")
+    return False
+
+
+def sweep_home() -> None:
+    """Remove temporaries that killed runs left in the store and caches (older than an hour, unlocked)."""
+    root = home()
+    for folder in (store_dir(), root / "detection", root / "cells"):
+        sweep_stale(folder)
+    try:  # the cell cache keeps its files in shards cells/<2 hex digits>/
+        shards = [entry.path for entry in os.scandir(root / "cells") if len(entry.name) == 2 and entry.is_dir()]
+    except OSError:
+        shards = []
+    for shard in shards:
+        sweep_stale(shard)
 
 
 def save_checkpoint(model: nn.Module, metadata: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``model``'s state dict to ``path`` (.safetensors) and ``metadata`` to the sibling .json."""
+    """Write ``model``'s state dict and ``metadata`` to the one file ``path`` (.safetensors)."""
     return save_tensors(model.state_dict(), metadata, path)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], metadata: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write named tensors to ``path`` (.safetensors) and ``metadata`` to the sibling .json, atomically."""
+    """Write named tensors and ``metadata`` (in the header) to ``path`` (.safetensors): under the entry's
+    lock, fsynced, renamed into place. CheckpointError (one line) if the folder cannot be written."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_suffix(".safetensors")
+    path = _weights_path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "trustkit_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **metadata}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
-    write_json(metadata_path(path), meta)
+    header = {METADATA_KEY: json.dumps(meta, default=str)}
+    try:
+        with entry_lock(path):
+            with atomic_path(path, fsync=True) as tmp:
+                save_file(tensors, str(tmp), metadata=header)
+            _drop_legacy_metadata(path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path} ({exc.strerror or exc}); set TRUSTKIT_HOME to a "
+                              "writable folder (or pass --out)") from None
     return path
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of checkpoint ``path``; CheckpointError if it is missing or unreadable."""
-    path = Path(path)
-    meta_file = metadata_path(path)
-    if not meta_file.is_file():
-        raise CheckpointError(f"checkpoint {path} has no metadata file {meta_file.name} beside it; "
-                              "copy it along or re-save the model with trustkit")
+def _drop_legacy_metadata(path: Path) -> None:
+    """Remove the old-format ``NAME.json`` of the weights just replaced: it describes weights that are gone."""
+    legacy = metadata_path(path)
     try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint metadata {meta_file} is corrupt ({exc}); delete it and retrain "
+        if json.loads(legacy.read_text(encoding="utf-8")).get("format") == FORMAT:
+            legacy.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass  # absent, or not ours: leave it
+
+
+def _parse_metadata(text: str, where: str) -> dict[str, Any]:
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint metadata in {where} is corrupt ({exc}); delete it and retrain "
                               "with 'trustkit train'") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_file} is not trustkit checkpoint metadata; save models with trustkit "
-                              "or load them as TorchScript / package.module:factory")
+        raise CheckpointError(f"{where} holds no trustkit checkpoint metadata; save the model with "
+                              "trustkit.models.store.save_checkpoint (safetensors weights + a zoo architecture)")
     return meta
+
+
+def _legacy_metadata(path: Path) -> dict[str, Any]:
+    meta_file = metadata_path(path)
+    if not meta_file.is_file():
+        raise CheckpointError(f"checkpoint {path} has no trustkit metadata (none in its header, no "
+                              f"{meta_file.name} beside it); re-save the model with trustkit")
+    try:
+        text = meta_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint metadata {meta_file} is unreadable ({exc}); delete it and retrain "
+                              "with 'trustkit train'") from None
+    return _parse_metadata(text, str(meta_file))
+
+
+def _open(path: Path):  # noqa: ANN202 - safetensors' handle type
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; check the path or train it with 'trustkit train'")
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
+        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
+                              "retrain with 'trustkit train'") from None
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, metadata)`` of checkpoint ``path``, both from one open of the file, so a concurrent
+    overwrite cannot pair one version's weights with another's metadata. CheckpointError if missing,
+    corrupt or without metadata (old checkpoints: the sibling ``.json``)."""
+    path = _weights_path(path)
+    handle = _open(path)
+    try:
+        with handle as opened:
+            header = opened.metadata() or {}
+            tensors = {key: opened.get_tensor(key) for key in opened.keys()}
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
+                              "retrain with 'trustkit train'") from None
+    if METADATA_KEY in header:
+        return tensors, _parse_metadata(header[METADATA_KEY], f"the header of {path}")
+    return tensors, _legacy_metadata(path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of checkpoint ``path`` (its header, else an old-format sibling .json); CheckpointError
+    if it is missing or unreadable. Reads only the header, not the weights."""
+    path = _weights_path(path)
+    handle = _open(path)
+    try:
+        with handle as opened:
+            header = opened.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
+                              "retrain with 'trustkit train'") from None
+    if METADATA_KEY in header:
+        return _parse_metadata(header[METADATA_KEY], f"the header of {path}")
+    return _legacy_metadata(path)
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file (no pickle involved); CheckpointError if missing or corrupt."""
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = _weights_path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; check the path or train it with 'trustkit train'")
     try:
@@ -90,3 +266,30 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
         raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
                               "retrain with 'trustkit train'") from None
+
+
+def checkpoint_exists(path: str | os.PathLike) -> bool:
+    """True if checkpoint ``path`` is complete: the file has trustkit metadata in its header, or (old
+    format) its .json sits beside it. A file that cannot be parsed counts as present, so loading it reports
+    the corruption instead of a retrain silently replacing it; weights without any metadata (an old-format
+    write interrupted before its JSON) count as absent."""
+    path = _weights_path(path)
+    if not path.is_file():
+        return False
+    if metadata_path(path).is_file():
+        return True
+    try:
+        with _open(path) as opened:
+            return METADATA_KEY in (opened.metadata() or {})
+    except Exception:
+        return True
+
+
+def list_checkpoints(prefix: str = "", folder: str | os.PathLike | None = None) -> list[Path]:
+    """Complete checkpoints in ``folder`` (default: the store) whose names start with ``prefix``, sorted;
+    old two-file checkpoints included, temporaries and lock files not."""
+    folder = Path(folder) if folder is not None else store_dir()
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(f"{prefix}*.safetensors") if not p.name.startswith(".")]
+    return sorted(p for p in found if checkpoint_exists(p))

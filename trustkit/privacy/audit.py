@@ -90,6 +90,7 @@ class AuditConfig:
     model_inversion: bool = True
     mi_classes: int = 10
     mi_max_iter: int = 300
+    trust_code: bool = False  # the user's consent to a model that is code (package.module:factory)
 
     def validate(self) -> "AuditConfig":
         self.attacks = [ATTACK_NAMES.canonical(a) for a in self.attacks]
@@ -297,7 +298,7 @@ def run_audit(config: AuditConfig) -> AuditResult:
     train_set = load_dataset(spec.name, "train", config.data_root, config.download)
     test_set = load_dataset(spec.name, "test", config.data_root)
     loaded = resolve_model(config.model, spec.name, data_root=config.data_root, device=device,
-                           download=config.download)
+                           download=config.download, trust_code=config.trust_code)
     model = loaded.module.eval()
     all_layers = describe_layers(model, spec.shape)
     layers = resolve_layers(all_layers, config.layers)

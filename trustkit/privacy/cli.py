@@ -6,6 +6,8 @@ from typing import Sequence
 
 import click
 
+from trustkit.cli_types import SEED
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -21,7 +23,10 @@ def privacy() -> None:
 @privacy.command(context_settings=CONTEXT)
 @click.option("--model", "-m", default="cnn", show_default=True,
               help="Target classifier: zoo name (trained and cached on first use), store entry, .safetensors "
-                   "checkpoint or package.module:factory (TorchScript cannot take feature hooks).")
+                   "checkpoint or (with --trust-code) package.module:factory (TorchScript cannot take feature hooks).")
+@click.option("--trust-code", is_flag=True,
+              help="Allow --model to be package.module:factory: it is code, and loading it runs it, so pass this "
+                   "only if you trust its author. Zoo names and .safetensors checkpoints never need it.")
 @click.option("--dataset", "-d", default="digits", show_default=True,
               help="digits (embedded; re-identification then names digit classes), mnist, olivetti (40 people: "
                    "identity re-identification), faces, cifar10.")
@@ -55,13 +60,13 @@ def privacy() -> None:
 @click.option("--mi-classes", type=int, default=10, show_default=True, help="Classes MIFace rebuilds (the first K).")
 @click.option("--mi-iter", type=int, default=300, show_default=True, help="MIFace iterations.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for victims, restarts and training.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for victims, restarts and training.")
 @click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
 @click.option("--data-root", type=click.Path(file_okay=False),
               help="Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data).")
 @click.option("--download", is_flag=True, help="Fetch a missing data set into the first data root (needs internet).")
-def audit(model: str, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
+def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
           restarts: int | None, tv_weight: float, inverse_steps: int | None, prior: str, prior_steps: int,
           reid_steps: int | None, mitigations: str | None, mitigation_layer: str | None, membership: bool,
           membership_n: int, model_inversion: bool, mi_classes: int, mi_iter: int, device: str, seed: int, out: str,
@@ -96,7 +101,8 @@ def audit(model: str, dataset: str, layers: tuple[str, ...], attacks: tuple[str,
                          whitebox_restarts=restarts, tv_weight=tv_weight, inverse_steps=inverse_steps, prior=prior,
                          prior_steps=prior_steps, reid_steps=reid_steps, mitigations=chosen,
                          mitigation_layer=mitigation_layer, membership=membership, membership_n=membership_n,
-                         model_inversion=model_inversion, mi_classes=mi_classes, mi_max_iter=mi_iter)
+                         model_inversion=model_inversion, mi_classes=mi_classes, mi_max_iter=mi_iter,
+                         trust_code=trust_code)
     result = run_audit(config)
     _print(result)
     click.echo(f"report: {result.report / 'report.html'}")

@@ -21,7 +21,7 @@ from torch import nn
 
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.fingerprint import state_dict_fingerprint
-from trustkit.models.store import read_metadata, read_weights, save_checkpoint, store_path
+from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_path
 from trustkit.privacy.inversion import InversionAttack, InversionTarget
 from trustkit.privacy.layers import frozen
 from trustkit.runtime import log, progress
@@ -124,7 +124,7 @@ class InverseNetworkAttack(InversionAttack):
         # Decoders for mitigated features are trained per run only: the store keeps the raw-feature ones.
         cache = self.cache and target.transform is None
         network, notes = None, {}
-        if cache and path.with_suffix(".json").is_file():
+        if cache and checkpoint_exists(path):
             network, notes = self._load(path, target, options)
         if network is None:
             network, notes = self._train(target, seed)
@@ -140,12 +140,12 @@ class InverseNetworkAttack(InversionAttack):
 
     def _load(self, path: Any, target: InversionTarget, options: dict[str, Any]) -> tuple[InverseNetwork | None, dict]:
         try:
-            meta = read_metadata(path)
+            weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
             if (meta.get("kind") != KIND or meta.get("target_fingerprint") != target.fingerprint
                     or meta.get("layer") != target.layer.name or meta.get("options") != options):
                 return None, {}  # another target model or other settings: retrain (the entry is overwritten)
             network = InverseNetwork(tuple(options["feature_shape"]), tuple(options["image_shape"]), options["width"])
-            network.load_state_dict(read_weights(path), strict=True)
+            network.load_state_dict(weights, strict=True)
         except (CheckpointError, RuntimeError, KeyError):
             return None, {}
         return network, {**meta.get("metrics", {}), "checkpoint": str(path), "cached": True}

@@ -32,7 +32,7 @@ from torch import nn
 from trustkit.data import ImageDataset, get_spec
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.models.layers import Normalize
-from trustkit.models.store import read_metadata, read_weights, save_checkpoint, store_path
+from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_path
 from trustkit.privacy.metrics import topk_hits
 from trustkit.runtime import log, progress
 
@@ -163,12 +163,12 @@ def load_reid(train_set: ImageDataset, test_set: ImageDataset, *, steps: int = 1
     spec = get_spec(train_set.name)
     path = store_path(f"{KIND}-{spec.name}")
     options = {"steps": steps, "seed": seed, "train_images": len(train_set), "arch": "reidnet-v2"}
-    if cache and path.with_suffix(".json").is_file():
+    if cache and checkpoint_exists(path):
         try:
-            meta = read_metadata(path)
+            weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
             if meta.get("kind") == KIND and meta.get("options") == options:
                 model = ReidNet(spec.shape, spec.num_classes, spec.mean, spec.std)
-                model.load_state_dict(read_weights(path), strict=True)
+                model.load_state_dict(weights, strict=True)
                 return ReidClassifier(model.to(device).eval(), spec.name, spec.num_classes,
                                       float(meta["test_accuracy"]), spec.name in IDENTITY_DATASETS, str(path),
                                       {**meta.get("notes", {}), "cached": True})

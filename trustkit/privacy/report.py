@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from trustkit.tables import write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.bench.run import new_run_id
 from trustkit.report.html import render
@@ -192,10 +193,10 @@ def write_audit_report(result: Any) -> Path:
                   config_json=json.dumps(info["config"], indent=2, default=str), device=info["device"],
                   timings=info["timings_seconds"], title=info["title"], subtitle=info["subtitle"], **context)
     with atomic_dir(out / run_id) as tmp:
-        frame.to_csv(tmp / "results.csv", index=False)
-        result.layers.to_csv(tmp / "layers.csv", index=False)
-        result.membership.to_csv(tmp / "membership.csv", index=False)
-        result.model_inversion.to_csv(tmp / "model_inversion.csv", index=False)
+        write_csv(frame, tmp / "results.csv")
+        write_csv(result.layers, tmp / "layers.csv")
+        write_csv(result.membership, tmp / "membership.csv")
+        write_csv(result.model_inversion, tmp / "model_inversion.csv")
         (tmp / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         (tmp / "report.html").write_text(html, encoding="utf-8")
     return out / run_id

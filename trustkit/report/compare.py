@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from trustkit.tables import read_csv, write_csv
 from trustkit.atomic import atomic_dir
 from trustkit.errors import InvalidArgumentError
 from trustkit.report import plots
@@ -26,14 +27,14 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if not results_file.is_file() or not info_file.is_file():
         raise InvalidArgumentError(f"{run_dir} has no results.csv and run.json; pass folders written by 'trustkit bench'")
     try:
-        results = pd.read_csv(results_file)
+        results = read_csv(results_file)  # model names such as 2024, None or NA stay strings
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InvalidArgumentError(f"{run_dir} holds a corrupt results.csv or run.json ({exc}); re-run it") from None
     missing = {"robust_accuracy", "clean_accuracy", *KEYS} - set(results.columns)
     if missing:
         raise InvalidArgumentError(f"{results_file} lacks columns {', '.join(sorted(missing))}; re-run it with this trustkit")
-    results["defense"] = results["defense"].fillna("none")
+    results["defense"] = results["defense"].replace("", "none").fillna("none")
     return results, info
 
 
@@ -84,7 +85,7 @@ def compare_runs(run_dirs: list[str], out: str = "reports") -> Path:
     html = render("compare.html.j2", run_id=run_id, created=info["created"], env=info, runs=info["runs"],
                   tables=tables, plot=plots.accuracy_vs_eps(worst_curves), flagged=board[board["flags"] != ""])
     with atomic_dir(out_dir / run_id) as tmp:
-        board.to_csv(tmp / "leaderboard.csv", index=False)
+        write_csv(board, tmp / "leaderboard.csv")
         (tmp / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         (tmp / "report.html").write_text(html, encoding="utf-8")
     return out_dir / run_id

@@ -15,6 +15,8 @@ def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):  # noqa
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # labels carry user strings (model and data set names): '$\\foo$' must print as text, not as mathtext
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=True)
