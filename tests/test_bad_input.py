@@ -97,6 +97,8 @@ BATTERY = [
     (["report", "compare", "{tmp}/no-such-run"], "not found"),
     # training
     (["train", "--model", "cnn", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "--model", "cnn", "--lr", "nan"], "--lr must be a finite number > 0"),
+    (["train", "--model", "cnn", "--lr", "inf"], "--lr must be a finite number > 0"),
 ]
 
 
@@ -149,3 +151,12 @@ def test_jobs_beyond_the_cores_are_capped_with_a_warning(tmp_path, capsys, digit
     code, _, err = run_cli(capsys, "bench", "fgsm", "--eps", "0.1", "--n", "20", "--no-probes", "--jobs",
                            str(cores + 3), "--out", str(tmp_path))
     assert code == 0 and f"--jobs {cores + 3} is more than the {cores} CPU cores here; using --jobs {cores}" in err
+
+
+def test_training_that_diverges_stops_with_a_line_and_writes_no_checkpoint(tmp_path, capsys):
+    """A learning rate so large that the loss overflows: one line, exit 2, and no NaN model in the store that a
+    later 'bench --model softmax' would pick up."""
+    target = tmp_path / "diverged.safetensors"
+    code, _, err = run_cli(capsys, "train", "--model", "softmax", "--epochs", "2", "--lr", "1e38", "--out", str(target))
+    assert code == 2 and "training diverged" in err and len(err.strip().splitlines()) == 1, err
+    assert not target.exists() and not any(p.suffix == ".safetensors" for p in tmp_path.rglob("*"))

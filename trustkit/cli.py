@@ -5,13 +5,14 @@ the traceback instead.
 """
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Callable, Sequence
 
 import click
 
-from trustkit.cli_types import SEED
 from trustkit._version import __version__
+from trustkit.cli_types import SEED
 from trustkit.errors import EXIT_USAGE, TrustkitError
 
 EXIT_INTERRUPTED = 130
@@ -274,8 +275,8 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
     for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise InvalidArgumentError(f"{name} must be at least 1, got {value}")
-    if lr is not None and lr <= 0:
-        raise InvalidArgumentError(f"--lr must be > 0, got {lr}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):  # nan <= 0 is False: test finiteness first
+        raise InvalidArgumentError(f"--lr must be a finite number > 0, got {lr}")
     from trustkit.attacks import parse_eps
 
     if recipe != "clean" and eps is None:

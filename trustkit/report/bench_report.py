@@ -73,8 +73,8 @@ def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
                 kept += f", both (per image) {metrics['best_val_robust_accuracy']:.1%}"
             if metrics.get("masking_suspected"):  # set at training time: gap above trustkit.train.fit.MASKING_GAP
                 gap = (metrics.get("best_val_pgd_accuracy") or 0.0) - metrics["best_val_square_accuracy"]
-                kept += (f"; WARNING: Square (no gradients) beat PGD-10 by {gap * 100:.1f} points on the kept epoch — "
-                         "gradient masking: gradient attacks overstate this model's robustness")
+                kept += (f"; WARNING: Square (no gradients) beat PGD-10 by {gap * 100:.1f} points on the kept "
+                         "epoch — gradient masking: gradient attacks overstate this model's robustness")
             elif metrics.get("masking_epochs"):
                 kept += f"; Square beat PGD-10 at epoch(s) {', '.join(map(str, metrics['masking_epochs']))} (not kept)"
         if metrics.get("catastrophic_overfitting_at"):

@@ -46,8 +46,8 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
                 recipe: str = "clean", **overrides: Any) -> TrainedModel:
     """Train zoo model ``arch`` on ``dataset`` and save it (default: the store entry ``bench`` uses).
 
-    ``recipe`` picks the training loss ("clean", "fgsm-rs", "pgd", "trades"); ``overrides`` (epochs,
-    batch_size, lr, eps, alpha, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
+    ``recipe`` picks the training loss ("clean", "fgsm-rs" alias "fast", "n-fgsm", "pgd", "trades"); ``overrides``
+    (epochs, batch_size, lr, eps, alpha, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
     logged once the data has loaded (so a missing data set fails with one clean line). Under torchrun the
     processes share the work and rank 0 saves.
     """
@@ -79,14 +79,19 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
         "metrics": {"clean_accuracy": history.final_accuracy, "train_seconds": round(history.seconds, 2),
                     "device": str(torch_device), "processes": distributed.world_size,
                     "best_epoch": history.best_epoch, "catastrophic_overfitting_at": history.collapsed_at,
-                    "best_val_pgd_accuracy": history.best_val_pgd_accuracy, "never_robust": history.never_robust},
+                    "best_val_pgd_accuracy": history.best_val_pgd_accuracy,
+                    "best_val_square_accuracy": history.best_val_square_accuracy,
+                    "best_val_robust_accuracy": history.best_val_robust_accuracy,
+                    "masking_suspected": history.kept_masking, "masking_epochs": history.masking_epochs,
+                    "never_robust": history.never_robust},
         "history": history.epochs,
     }
     path = None
     if distributed.is_main:
         path = Path(out) if out else store_path(store_name(arch, spec.name, config.recipe, config.eps))
         path = save_checkpoint(model, metadata, path)
-        kept = f", kept epoch {history.best_epoch} (best validation PGD)" if history.best_epoch else ""
+        kept = (f", kept epoch {history.best_epoch} (best validation robust accuracy, worst of PGD-10 and Square)"
+                if history.best_epoch else "")
         log(f"trained {arch} ({config.recipe}) on {spec.name}: test accuracy {history.final_accuracy:.2%} "
             f"in {history.seconds:.1f} s{kept} -> {path}")
     distributed.barrier()

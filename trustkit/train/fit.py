@@ -1,15 +1,18 @@
 """The fit loop: shuffled mini-batches straight from in-memory tensors, one-cycle LR, progress bar.
 
-Adversarial recipes hold out a validation batch and keep the epoch with the best PGD accuracy on it, so a
+Adversarial recipes hold out a validation batch and keep the epoch with the best robust accuracy on it, so a
 run that overfits catastrophically (robustness collapsing within an epoch, a known failure of FGSM
-training) ends with its last good weights. Under ``torchrun`` each process trains on its shard of every
-epoch's permutation inside DistributedDataParallel.
+training) ends with its last good weights. Robust accuracy there is the per-image worst case of PGD-10 and of
+a short Square attack: a model that masks its gradients fools PGD, not a score-based search, and an epoch
+where Square beats PGD by more than ``MASKING_GAP`` is flagged. Under ``torchrun`` each process trains on its
+shard of every epoch's permutation inside DistributedDataParallel.
 """
 from __future__ import annotations
 
 import copy
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -23,16 +26,18 @@ from trustkit.train.config import TrainConfig
 from trustkit.train.distributed import Distributed
 from trustkit.train.recipes import RECIPES
 
-COLLAPSE = 0.7  # validation PGD accuracy below this fraction of the best so far = catastrophic overfitting ...
+COLLAPSE = 0.7  # validation robust accuracy below this fraction of the best so far = catastrophic overfitting ...
 ESTABLISHED = 0.2  # ... once the best so far shows real robustness (early epochs fluctuate near zero)
+MASKING_GAP = 0.03  # Square (no gradients) beating PGD-10 by more than this (fraction) = gradient masking
+GUARD_P_INIT = 0.8  # Square's initial square size against adversarially trained models (Andriushchenko et al.)
 
 
-def is_collapse(val_pgd_accuracy: float, best_so_far: float) -> bool:
-    """Catastrophic overfitting: validation PGD accuracy (fraction) fell below ``COLLAPSE`` of an established best.
+def is_collapse(val_robust_accuracy: float, best_so_far: float) -> bool:
+    """Catastrophic overfitting: validation robust accuracy (fraction) fell below ``COLLAPSE`` of an established best.
 
-    Measured on MNIST with FGSM-RS: 85% -> 48% between two epochs while clean accuracy kept rising.
+    Measured on MNIST with FGSM-RS: PGD-10 85% -> 48% between two epochs while clean accuracy kept rising.
     """
-    return best_so_far >= ESTABLISHED and val_pgd_accuracy < COLLAPSE * best_so_far
+    return best_so_far >= ESTABLISHED and val_robust_accuracy < COLLAPSE * best_so_far
 
 
 @dataclass
@@ -43,12 +48,23 @@ class TrainHistory:
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
     collapsed_at: int | None = None
-    best_val_pgd_accuracy: float | None = None  # adversarial recipes: the kept epoch's validation PGD-10 accuracy
+    # adversarial recipes: the kept epoch's validation accuracy under PGD-10, under Square, and per image under both
+    best_val_pgd_accuracy: float | None = None
+    best_val_square_accuracy: float | None = None
+    best_val_robust_accuracy: float | None = None
+    masking_epochs: list[int] = field(default_factory=list)  # epochs where Square beat PGD-10 by > MASKING_GAP
 
     @property
     def never_robust(self) -> bool:
-        """An adversarial recipe whose best epoch stayed below ``ESTABLISHED`` validation PGD accuracy."""
-        return self.best_val_pgd_accuracy is not None and self.best_val_pgd_accuracy < ESTABLISHED
+        """An adversarial recipe whose best epoch stayed below ``ESTABLISHED`` validation robust accuracy."""
+        score = self.best_val_robust_accuracy
+        score = self.best_val_pgd_accuracy if score is None else score
+        return score is not None and score < ESTABLISHED
+
+    @property
+    def kept_masking(self) -> bool:
+        """Square beat PGD-10 on the kept epoch by more than ``MASKING_GAP``: its gradients mislead attacks."""
+        return self.best_epoch is not None and self.best_epoch in self.masking_epochs
 
     @property
     def final_accuracy(self) -> float | None:
@@ -103,6 +119,12 @@ def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig,
     raise InvalidArgumentError(f"unknown learning-rate schedule '{config.schedule}'; choose one-cycle or triangle")
 
 
+def ramped(config: TrainConfig, fraction: float) -> TrainConfig:
+    """``config`` with its budget ``eps`` (and an explicit ``alpha``) scaled by ``fraction`` (the eps warm-up)."""
+    alpha = None if config.alpha is None else config.alpha * fraction
+    return replace(config, eps=config.eps * fraction, alpha=alpha)
+
+
 def validation_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(training indices, held-out indices): a seeded draw of ``size`` images (at most 10% of ``n``)."""
     size = min(size, n // 10)
@@ -110,17 +132,36 @@ def validation_split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.
     return order[size:].sort().values, order[:size].sort().values
 
 
-def _pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, device: torch.device) -> float:
-    from trustkit.attacks import PGD
-
+def _still_correct(model: nn.Module, attack, x: torch.Tensor, y: torch.Tensor,  # noqa: ANN001 - an Attack
+                   device: torch.device) -> torch.Tensor:
+    """Per image (bool, on ``device``): classified correctly after ``attack``, run with fixed random draws."""
     model.eval()
     x, y = x.to(device), y.to(device)
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # the same random starts every epoch; training's RNG untouched
+    with torch.random.fork_rng(devices=devices):  # the same random draws every epoch; training's RNG untouched
         torch.manual_seed(0)
-        x_adv = PGD(eps, steps=10)(model, x, y)
+        x_adv = attack(model, x, y)
     with torch.no_grad():
-        return (model(x_adv).argmax(1) == y).float().mean().item()
+        return model(x_adv).argmax(1) == y
+
+
+def guard_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, device: torch.device,
+                 queries: int = 300) -> dict[str, float]:
+    """The epoch guard's numbers on a held-out batch (fractions): accuracy under PGD-10, under Square (``queries``
+    queries, p_init 0.8; skipped when 0) and per image under both (``val_robust_accuracy``: an image counts only
+    if neither attack broke it), and ``val_blackbox_gap``, how far Square's accuracy lies below PGD's (> 0: the
+    score-based attack beat the gradient attack, a sign of gradient masking)."""
+    from trustkit.attacks import PGD, Square
+
+    robust = _still_correct(model, PGD(eps, steps=10), x, y, device)
+    scores = {"val_pgd_accuracy": robust.float().mean().item()}
+    if queries > 0:
+        square = _still_correct(model, Square(eps, norm="linf", n_queries=queries, p_init=GUARD_P_INIT), x, y, device)
+        scores["val_square_accuracy"] = square.float().mean().item()
+        scores["val_blackbox_gap"] = scores["val_pgd_accuracy"] - scores["val_square_accuracy"]
+        robust = robust & square
+    scores["val_robust_accuracy"] = robust.float().mean().item()
+    return scores
 
 
 def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, device: torch.device,
@@ -129,8 +170,12 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     """Train ``model`` in place on ``train_set``; evaluates ``test_set`` accuracy after every epoch.
 
     Adversarial recipes (``config.recipe != "clean"``) train on all but ``config.validation_size`` images and
-    end with the weights of the epoch with the best PGD-10 accuracy on those held out.
+    end with the weights of the epoch with the best robust accuracy on those held out (per image the worst case
+    of PGD-10 and Square, see :func:`guard_scores`).
     """
+    for name, value, low in (("--lr", config.lr, 0.0), ("--weight-decay", config.weight_decay, -1.0)):
+        if not math.isfinite(value) or value <= low:
+            raise InvalidArgumentError(f"{name} must be a finite number > {max(low, 0):g}, got {value}")
     distributed = distributed or Distributed.single()
     generator = torch.Generator().manual_seed(seed)
     adversarial = config.recipe != "clean"
@@ -143,6 +188,8 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     step_model = torch.compile(trained) if config.compile else trained
     optimizer = _optimizer(model, config)
     steps_per_epoch = -(-len(distributed.shard(train_index)) // config.batch_size)
+    warmup_steps = round(config.eps_warmup * steps_per_epoch) if adversarial else 0
+    step = 0
     schedule = _schedule(optimizer, config, config.epochs * steps_per_epoch)
     images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     labels = train_set.labels
@@ -164,8 +211,11 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                     x = crop_flip(x, generator)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
+                if step < warmup_steps:  # the budget (and a given alpha) ramps up linearly from eps / warmup_steps
+                    loss_fn = RECIPES.get(config.recipe)(ramped(config, (step + 1) / warmup_steps))
                 with autocast(device, config.amp):
                     loss = loss_fn(step_model, x, y)
+                step += 1
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -173,35 +223,49 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                 total_loss += loss.detach() * len(index)
                 bar.advance()
             record = {"epoch": epoch + 1, "train_loss": distributed.mean(total_loss / max(len(order), 1)).item()}
+            if not math.isfinite(record["train_loss"]):  # checked once per epoch: no host sync per step
+                raise InvalidArgumentError(f"training diverged: the loss became {record['train_loss']} in epoch "
+                                           f"{epoch + 1}, so no checkpoint was written; lower --lr (now "
+                                           f"{config.lr:g}) or check the data for NaN pixels")
             if distributed.is_main:
                 if test_set is not None:
                     x_test, y_test = test_set.tensors()
                     record["test_accuracy"] = accuracy(model, x_test, y_test, device=device)
                 if adversarial:
                     record["val_accuracy"] = accuracy(model, x_val, y_val, device=device)
-                    record["val_pgd_accuracy"] = _pgd_accuracy(model, x_val, y_val, config.eps, device)
-                    if record["val_pgd_accuracy"] > best_score:
-                        best_score, best_state = record["val_pgd_accuracy"], copy.deepcopy(model.state_dict())
+                    record.update(guard_scores(model, x_val, y_val, config.eps, device, config.guard_queries))
+                    score = record["val_robust_accuracy"]
+                    if record.get("val_blackbox_gap", 0.0) > MASKING_GAP:
+                        history.masking_epochs.append(epoch + 1)
+                        log(f"gradient masking at epoch {epoch + 1}: Square (no gradients) leaves "
+                            f"{record['val_square_accuracy']:.1%} of the validation images, PGD-10 "
+                            f"{record['val_pgd_accuracy']:.1%}; the guard scores the epoch by the worst case")
+                    if score > best_score:
+                        best_score, best_state = score, copy.deepcopy(model.state_dict())
                         history.best_epoch = epoch + 1
-                    elif is_collapse(record["val_pgd_accuracy"], best_score) and history.collapsed_at is None:
+                    elif is_collapse(score, best_score) and history.collapsed_at is None:
                         history.collapsed_at = epoch + 1
-                        log(f"catastrophic overfitting at epoch {epoch + 1}: validation PGD accuracy "
-                            f"{record['val_pgd_accuracy']:.1%} after {best_score:.1%} (best so far: epoch "
+                        log(f"catastrophic overfitting at epoch {epoch + 1}: validation robust accuracy "
+                            f"{score:.1%} after {best_score:.1%} (best so far: epoch "
                             f"{history.best_epoch}, whose weights are kept unless a later epoch beats it)")
             record["seconds"] = time.perf_counter() - started
             history.epochs.append(record)
             note = f"epoch {epoch + 1}/{config.epochs} loss {record['train_loss']:.3f}"
             note += f" acc {record['test_accuracy']:.1%}" if "test_accuracy" in record else ""
             note += f" val-pgd {record['val_pgd_accuracy']:.1%}" if "val_pgd_accuracy" in record else ""
+            note += f" val-square {record['val_square_accuracy']:.1%}" if "val_square_accuracy" in record else ""
             bar.note(note, milestone=distributed.is_main)
             distributed.barrier()
     if best_state is not None:
         model.load_state_dict(best_state)
-        history.best_val_pgd_accuracy = best_score
+        kept = history.epochs[history.best_epoch - 1]
+        history.best_val_pgd_accuracy = kept["val_pgd_accuracy"]
+        history.best_val_square_accuracy = kept.get("val_square_accuracy")
+        history.best_val_robust_accuracy = kept["val_robust_accuracy"]
     if history.never_robust and distributed.is_main:
-        log(f"warning: adversarial training did not take: the best validation PGD-10 accuracy was {best_score:.1%} "
-            f"(epoch {history.best_epoch}), so this model is not robust at eps {config.eps:g}. Catastrophic "
-            "overfitting from the first epochs is the usual cause: try a smaller --alpha (e.g. equal to --eps), "
-            "--adv pgd, or a lower --lr")
+        log(f"warning: adversarial training did not take: the best validation robust accuracy (worst case of PGD-10 "
+            f"and Square) was {best_score:.1%} (epoch {history.best_epoch}), so this model is not robust at eps "
+            f"{config.eps:g}. Catastrophic overfitting from the first epochs is the usual cause: try a short PGD "
+            "(--adv pgd --attack-steps 3), a smaller --alpha, or a lower --lr")
     model.eval()
     return history
