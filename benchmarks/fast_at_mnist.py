@@ -20,6 +20,7 @@ training per seed on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -93,6 +94,7 @@ def main() -> None:
                         "options get the presets: PGD-50×10 alpha 0.01, Square 5000 queries p_init 0.8)")
     parser.add_argument("--batch-size", type=int, default=500, help="evaluation batch size")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="append each seed's numbers to this file (JSON lines)")
     args = parser.parse_args()
 
     recipe = RECIPES.canonical(args.recipe)
@@ -141,6 +143,9 @@ def main() -> None:
         row["worst"] = worst.float().mean().item()
         print(f"{'worst case':12s} robust accuracy {pct(row['worst'])} (per image, over all {len(attacks)} attacks)")
         rows.append(row)
+        if args.json:
+            with open(args.json, "a") as sink:
+                sink.write(json.dumps({"recipe": recipe, "model": args.model, "n": args.n, **row}) + "\n")
 
     print(f"\n# summary over seeds {seeds} ({recipe}, first {args.n} test images)")
     names = list(rows[0]["attacks"])
