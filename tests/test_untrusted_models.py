@@ -276,6 +276,34 @@ def test_concurrent_overwrites_never_mix_weights_and_metadata(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flip.safetensors"]  # no JSON, no temp, no lock
 
 
+
+def test_a_rename_right_after_the_open_does_not_mix_versions(tmp_path, monkeypatch):
+    """The race the test above samples, forced: a new version is renamed over the path the moment the reader
+    has opened it. The reader gets the version it opened, weights and metadata alike (safetensors' safe_open
+    opens the path twice, so a rename between its two opens paired new weights with old metadata)."""
+    import builtins
+
+    import trustkit.models.store as store
+
+    path = tmp_path / "flip.safetensors"
+    save_tensors({"w": torch.zeros(1000)}, {"version": 0}, path)
+    newer = tmp_path / "newer.safetensors"
+    save_tensors({"w": torch.ones(1000)}, {"version": 1}, newer)
+    renamed = []
+
+    def open_then_rename(file, *args, **kwargs):
+        handle = builtins.open(file, *args, **kwargs)
+        if Path(file) == path and not renamed:
+            os.replace(newer, path)
+            renamed.append(True)
+        return handle
+
+    monkeypatch.setattr(store, "open", open_then_rename, raising=False)
+    tensors, meta = read_checkpoint(path)
+    assert renamed, "read_checkpoint did not read through one open file"
+    assert tensors["w"].unique().tolist() == [0.0] and meta["version"] == 0
+    assert read_metadata(path)["version"] == 1 and read_checkpoint(path)[0]["w"].unique().tolist() == [1.0]
+
 TRAIN_ONCE = textwrap.dedent("""
     import hashlib, pathlib, sys, time
     import torch

@@ -206,16 +206,53 @@ def _legacy_metadata(path: Path) -> dict[str, Any]:
     return _parse_metadata(text, str(meta_file))
 
 
-def _open(path: Path):  # noqa: ANN202 - safetensors' handle type
-    from safetensors import safe_open
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 
+
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path} is corrupt ({why}); delete it and retrain with 'trustkit train'")
+
+
+def _read_bytes(path: Path, *, header_only: bool) -> tuple[dict[str, str], bytes]:
+    """``(header metadata, file bytes)`` from ONE open of ``path``. A rename over the path while we read
+    cannot mix two versions: the open file stays the version it was (safetensors' ``safe_open`` opens the
+    path twice, once for the header and once to map the storage, and a writer can slip between them).
+    With ``header_only`` the bytes are only the header's."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; check the path or train it with 'trustkit train'")
     try:
-        return safe_open(str(path), framework="pt", device="cpu")
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise _corrupt(path, f"{len(prefix)} bytes, shorter than a safetensors header")
+            size = int.from_bytes(prefix, "little")
+            if size > MAX_HEADER_BYTES:
+                raise _corrupt(path, f"header claims {size} bytes")
+            head = handle.read(size)
+            if len(head) < size:
+                raise _corrupt(path, "truncated header")
+            data = prefix + head if header_only else prefix + head + handle.read()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path} ({exc.strerror or exc}); check its permissions") from None
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _corrupt(path, f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise _corrupt(path, "header is not a JSON object")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise _corrupt(path, "header metadata is not a JSON object")
+    return metadata, data
+
+
+def _tensors_from_bytes(path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    try:
+        return load(data)
     except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
-        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
-                              "retrain with 'trustkit train'") from None
+        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -223,16 +260,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     overwrite cannot pair one version's weights with another's metadata. CheckpointError if missing,
     corrupt or without metadata (old checkpoints: the sibling ``.json``)."""
     path = _weights_path(path)
-    handle = _open(path)
-    try:
-        with handle as opened:
-            header = opened.metadata() or {}
-            tensors = {key: opened.get_tensor(key) for key in opened.keys()}
-    except CheckpointError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
-                              "retrain with 'trustkit train'") from None
+    header, data = _read_bytes(path, header_only=False)
+    tensors = _tensors_from_bytes(path, data)
     if METADATA_KEY in header:
         return tensors, _parse_metadata(header[METADATA_KEY], f"the header of {path}")
     return tensors, _legacy_metadata(path)
@@ -242,30 +271,18 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of checkpoint ``path`` (its header, else an old-format sibling .json); CheckpointError
     if it is missing or unreadable. Reads only the header, not the weights."""
     path = _weights_path(path)
-    handle = _open(path)
-    try:
-        with handle as opened:
-            header = opened.metadata() or {}
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
-                              "retrain with 'trustkit train'") from None
+    header, _ = _read_bytes(path, header_only=True)
     if METADATA_KEY in header:
         return _parse_metadata(header[METADATA_KEY], f"the header of {path}")
     return _legacy_metadata(path)
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file (no pickle involved); CheckpointError if missing or corrupt."""
-    from safetensors.torch import load_file
-
+    """Tensors of a safetensors file (no pickle involved), from one open of it; CheckpointError if missing
+    or corrupt."""
     path = _weights_path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; check the path or train it with 'trustkit train'")
-    try:
-        return load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for truncated/garbled files
-        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}); delete it and "
-                              "retrain with 'trustkit train'") from None
+    _, data = _read_bytes(path, header_only=False)
+    return _tensors_from_bytes(path, data)
 
 
 def checkpoint_exists(path: str | os.PathLike) -> bool:
@@ -279,10 +296,10 @@ def checkpoint_exists(path: str | os.PathLike) -> bool:
     if metadata_path(path).is_file():
         return True
     try:
-        with _open(path) as opened:
-            return METADATA_KEY in (opened.metadata() or {})
-    except Exception:
+        header, _ = _read_bytes(path, header_only=True)
+    except CheckpointError:
         return True
+    return METADATA_KEY in header
 
 
 def list_checkpoints(prefix: str = "", folder: str | os.PathLike | None = None) -> list[Path]:
