@@ -32,7 +32,7 @@ from common import machine, markdown_table, median, timed  # noqa: E402
 import trustkit  # noqa: E402
 from trustkit.attacks import make_attack, parse_eps  # noqa: E402
 from trustkit.attacks.art_bridge import art_classifier  # noqa: E402
-from trustkit.bench.evaluate import clean_predictions, run_attack  # noqa: E402
+from trustkit.attacks.evaluate import clean_predictions, run_attack  # noqa: E402
 
 warnings.filterwarnings("ignore")
 Engine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

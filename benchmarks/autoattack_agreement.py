@@ -22,7 +22,7 @@ from common import machine  # noqa: E402
 
 import trustkit  # noqa: E402
 from trustkit.attacks import make_attack, parse_eps  # noqa: E402
-from trustkit.bench.evaluate import clean_predictions, run_attack  # noqa: E402
+from trustkit.attacks.evaluate import clean_predictions, run_attack  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,11 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table  # noqa: E402
 
 from trustkit.attacks import format_eps  # noqa: E402
-from trustkit.bench.cells import CellCache  # noqa: E402
-from trustkit.bench.run import BenchConfig, _cells, write_run  # noqa: E402
-from trustkit.bench.runner import run_cells  # noqa: E402
-from trustkit.blackbox.plots import success_at  # noqa: E402
-from trustkit.models.loading import resolve_model  # noqa: E402
+from trustkit.engine import BenchConfig, run  # noqa: E402
+from trustkit.studies.bench import bench_study  # noqa: E402
+from trustkit.report.blackbox_plots import success_at  # noqa: E402
 from trustkit.runtime import set_quiet  # noqa: E402
 
 BUDGETS = (10, 30, 100, 300, 1000, 3000, 5000)
@@ -51,25 +48,22 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     set_quiet(True)
     print(f"# {machine()}; load average before {os.getloadavg()[0]:.2f}", flush=True)
-    resolve_model(args.model, args.dataset, data_root=args.data_root, device="cpu")  # train/cache first
     params = {"n_queries": args.queries, **({"p_init": args.p_init} if args.p_init else {})}
     config = BenchConfig(attacks=args.attacks.split(","), model=args.model, dataset=args.dataset,
                          eps=args.eps.split(","), norm=args.norm, n=args.n, device="cpu", data_root=args.data_root,
                          out=args.out, probes=False, use_cache=False, strict_params=params)
     wall, cpu = time.perf_counter(), time.process_time()
-    cells = _cells(config)  # what run_bench does, keeping the rows' query curves (results.csv drops them)
-    output = run_cells(cells, device="cpu", data_root=args.data_root, cache=CellCache(enabled=False), probes=False,
-                       description="square benchmark")
-    settings = {**asdict(config), "eps": sorted({c.eps for c in cells}), "attacks": config.attacks}
-    result = write_run(Path(args.out), f"square-benchmark-{args.model}-{args.dataset}", output, settings,
-                       title=f"Square on {args.model} ({args.dataset})", subtitle="benchmarks/blackbox_square.py",
-                       timings={"total": time.perf_counter() - wall})
+    study = bench_study(config)  # what run_bench does, keeping the rows' query curves (results.csv drops them)
+    study.label, study.title = f"square-benchmark-{args.model}-{args.dataset}", f"Square on {args.model} ({args.dataset})"
+    study.subtitle = "benchmarks/blackbox_square.py"
+    result = run(study, out=args.out, device="cpu", use_cache=False)
+    output = result.output
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"\n# {machine()}; load average after {os.getloadavg()[0]:.2f}; run {wall:.0f} s wall, {cpu:.0f} s CPU; "
           f"report {result.report}\n")
     rows = []
-    for cell in output.results:
-        row = cell.row
+    for record in output.finished:
+        row = record.data["row"]
         curve = row.get("query_curve")
         within = [f"{success_at(curve, b):.1%}" if curve else "–" for b in BUDGETS]
         mean = curve["total_queries"] / curve["attacked"] if curve and curve["attacked"] else math.nan

@@ -2,7 +2,7 @@
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/blackbox_transfer.py --data-root ../shared/data --threads 1
 
-Runs ``trustkit bench transfer`` (``trustkit.blackbox.transfer.run_transfer``) with the zoo ``softmax``,
+Runs ``trustkit bench transfer`` (``trustkit.engine.run_transfer``) with the zoo ``softmax``,
 ``mlp`` and ``cnn`` (trained and cached first if missing) as sources and targets, plus the ``mlp+cnn`` logit
 ensemble as a source, on --n seeded MNIST test images: FGSM and PGD-10 (last iterate, no early stopping) at
 each eps. Prints one markdown matrix per (attack, eps) — cells are the success rate on the target (share of
@@ -23,9 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table  # noqa: E402
 
 from trustkit.attacks import format_eps  # noqa: E402
-from trustkit.blackbox.transfer import TransferConfig, run_transfer  # noqa: E402
+from trustkit.blackbox.transfer import TransferConfig  # noqa: E402
+from trustkit.engine import run_transfer  # noqa: E402
 from trustkit.models.loading import resolve_model  # noqa: E402
 from trustkit.runtime import set_quiet  # noqa: E402
+from trustkit.train.zoo import ensure_trained  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +50,7 @@ def main() -> None:
     started = time.perf_counter()
     for name in models:  # train (and cache) first, so that the timing below is the attack only
         tic = time.perf_counter()
+        ensure_trained(name, args.dataset, device="cpu", data_root=args.data_root)
         loaded = resolve_model(name, args.dataset, data_root=args.data_root, device="cpu")
         print(f"{name}: ready in {time.perf_counter() - tic:.1f} s "
               f"(test accuracy at training {loaded.metadata.get('metrics', {}).get('clean_accuracy')})", flush=True)

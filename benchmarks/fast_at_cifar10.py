@@ -24,7 +24,7 @@ from common import machine  # noqa: E402
 
 from trustkit import load_dataset  # noqa: E402
 from trustkit.attacks import make_attack  # noqa: E402
-from trustkit.bench.evaluate import clean_predictions, run_attack, wilson_interval  # noqa: E402
+from trustkit.attacks.evaluate import clean_predictions, run_attack, wilson_interval  # noqa: E402
 from trustkit.data import get_spec  # noqa: E402
 from trustkit.models import build_model  # noqa: E402
 from trustkit.runtime import prepare_model, select_device  # noqa: E402

@@ -34,7 +34,7 @@ from common import machine  # noqa: E402
 
 from trustkit import load_dataset  # noqa: E402
 from trustkit.attacks import ATTACKS, make_attack  # noqa: E402
-from trustkit.bench.evaluate import clean_predictions, run_attack, wilson_interval  # noqa: E402
+from trustkit.attacks.evaluate import clean_predictions, run_attack, wilson_interval  # noqa: E402
 from trustkit.models.store import store_path  # noqa: E402
 from trustkit.train import RECIPES, store_name, train_model  # noqa: E402
 

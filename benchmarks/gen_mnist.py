@@ -32,6 +32,7 @@ from trustkit.generative.metrics import conditional_agreement  # noqa: E402
 from trustkit.generative.run import train_generator  # noqa: E402
 from trustkit.models.loading import resolve_model  # noqa: E402
 from trustkit.runtime import set_quiet  # noqa: E402
+from trustkit.train.zoo import ensure_trained  # noqa: E402
 
 
 def per_epoch(history: list[dict[str, float]], key: str) -> float:
@@ -75,6 +76,7 @@ def main() -> None:
     print(f"# {machine()}; load average before {os.getloadavg()[0]:.2f}", flush=True)
 
     started = time.perf_counter()
+    ensure_trained("cnn", args.dataset, device="cpu", data_root=args.data_root)
     classifier = resolve_model("cnn", args.dataset, data_root=args.data_root, device="cpu").module
     print(f"classifier cnn-{args.dataset} ready in {time.perf_counter() - started:.1f} s", flush=True)
 

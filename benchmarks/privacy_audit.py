@@ -5,7 +5,7 @@ and 15.1 dB / 0.600 from the deeper ReLU2.
     python benchmarks/privacy_audit.py --dataset mnist --data-root ../shared/data --n 32
     python benchmarks/privacy_audit.py --dataset olivetti --data-root ../shared/data --n 40
 
-Runs trustkit's audit (``trustkit.privacy.audit.run_audit``) on the zoo ``cnn`` of the data set (trained and
+Runs trustkit's audit (``trustkit.engine.run_audit``) on the zoo ``cnn`` of the data set (trained and
 cached if missing) over its layers from conv1 to relu3, and prints a markdown table per layer: PSNR (dB) and
 SSIM of the reconstructions (mean over the victims, test images), re-identification top-1/top-5 by the
 independent classifier (chance 1/K), attack seconds; plus membership-inference AUC when the module is present.
@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table  # noqa: E402
 
-from trustkit.privacy.audit import AuditConfig, run_audit  # noqa: E402
+from trustkit.engine import run_audit  # noqa: E402
+from trustkit.privacy.audit import AuditConfig  # noqa: E402
 
 HE_ET_AL = {"conv1": (39.7, 0.997), "relu2": (15.1, 0.600)}  # MNIST LeNet, white-box rMLE (He et al. 2019)
 LAYERS = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc1", "relu3"]

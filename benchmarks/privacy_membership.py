@@ -33,6 +33,7 @@ from trustkit.models.loading import resolve_model  # noqa: E402
 from trustkit.privacy.membership import roc_figure, run_membership  # noqa: E402
 from trustkit.privacy.model_inversion import gallery_figure, run_model_inversion  # noqa: E402
 from trustkit.runtime import set_quiet  # noqa: E402
+from trustkit.train.zoo import ensure_trained  # noqa: E402
 
 
 def write_png(uri: str, path: Path) -> None:
@@ -46,6 +47,7 @@ def chance_sd(members: int, non_members: int) -> float:
 
 
 def membership(dataset: str, checkpoint: str, args: argparse.Namespace) -> None:
+    ensure_trained(checkpoint, dataset, device="cpu", data_root=args.data_root)
     loaded = resolve_model(checkpoint, dataset, data_root=args.data_root, device="cpu")
     meta = loaded.metadata
     print(f"\n## {checkpoint} on {dataset}: format={meta.get('format')} trustkit {meta.get('trustkit_version')}, "
@@ -71,6 +73,7 @@ def membership(dataset: str, checkpoint: str, args: argparse.Namespace) -> None:
 
 
 def inversion(dataset: str, checkpoint: str, args: argparse.Namespace) -> None:
+    ensure_trained(checkpoint, dataset, device="cpu", data_root=args.data_root)
     loaded = resolve_model(checkpoint, dataset, data_root=args.data_root, device="cpu")
     spec = get_spec(dataset)
     classes = [int(c) for c in args.classes.split(",")]

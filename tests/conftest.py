@@ -25,6 +25,15 @@ def trustkit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def loud():
+    """Each test starts with progress and status lines on (a CLI test's -q sets the process-wide switch)."""
+    from trustkit.runtime import set_quiet
+
+    set_quiet(False)
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """For modules of tiny models: one intra-op thread is faster, and on a busy 2-core machine two OpenMP

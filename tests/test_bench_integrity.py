@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from tests.helpers import run_cli
-from trustkit.bench.evaluate import Predictions, choose_targets
-from trustkit.bench.run import BenchConfig, run_bench
+from trustkit.attacks.evaluate import Predictions, choose_targets
+from trustkit.engine import BenchConfig, run_bench
 from trustkit.data.cifar10 import CLASS_NAMES
 
 
@@ -111,11 +111,11 @@ def _computed(tmp_path, data_root, **overrides) -> int:
     config = BenchConfig(attacks=["square"], model="tk_cache_factory:build", dataset="cifar10", eps=[8 / 255],
                          out=str(tmp_path / "reports"), probes=False, data_root=str(data_root),
                          strict_params={"n_queries": 20}, **overrides)
-    from trustkit.bench.runner import run_cells
+    from trustkit.engine import execute
+    from trustkit.studies.bench import bench_study
 
-    from trustkit.bench.run import _cells
-
-    return run_cells(_cells(config), data_root=str(data_root), trust_code=True).computed
+    config.trust_code = True
+    return execute(bench_study(config)).computed
 
 
 def test_cache_recomputes_when_factory_weights_data_or_a_default_change(tmp_path, factory_model, monkeypatch):

@@ -21,7 +21,7 @@ def test_checker_catches_broken_images_script_errors_and_network(tmp_path):
 
 
 def test_bench_report_renders_cleanly_offline(tmp_path, digits_cnn):
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.engine import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(attacks=["fgsm", "strong"], eps=[0.1, 0.2], n=40, out=str(tmp_path),
                                    attack_params={"steps": 10, "square.n_queries": 300}))
@@ -32,7 +32,7 @@ def test_bench_report_renders_cleanly_offline(tmp_path, digits_cnn):
 
 
 def test_suite_and_compare_reports_render_cleanly(tmp_path, digits_cnn, digits_softmax):
-    from trustkit.bench.run import run_suite
+    from trustkit.engine import run_suite
     from trustkit.report.compare import compare_runs
 
     suite = tmp_path / "s.yaml"

@@ -40,7 +40,7 @@ def test_bench_end_to_end_writes_parseable_reports(tmp_path, capsys, digits_cnn)
     assert info["device"].startswith("cpu") and {c["status"] for c in info["sanity_checks"]} <= {"pass", "flag", "skipped"}
     pgd_cells = [a for a in info["attacks"] if a["cell"].startswith("pgd linf eps 0.1 ")]
     assert len(pgd_cells) == 1 and pgd_cells[0]["steps"] == 5
-    assert info["cells"] == {"total": 6, "computed": 6, "from_cache": 0}
+    assert info["cells"] == {"total": 6, "computed": 6, "from_cache": 0, "failed": 0}
     html = (run_dir / "report.html").read_text()
     parser = _Collector()
     parser.feed(html)

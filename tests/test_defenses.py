@@ -84,7 +84,7 @@ def test_adaptive_breaks_what_naive_misses(digits_cnn, digits_test):
 
 
 def test_bench_with_defenses_reports_naive_and_adaptive(tmp_path, digits_cnn):
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.engine import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(attacks=["pgd"], eps=[0.2], n=60, out=str(tmp_path), defenses=["none", "bitdepth:bits=2", "noise"],
                                    attack_params={"steps": 10}))

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers import run_cli
-from trustkit.bench.run import BenchConfig, run_bench
+from trustkit.engine import BenchConfig, run_bench
 from trustkit.tables import read_csv, write_csv
 
 AWKWARD_NAMES = ["$\\foo$", "2024", "None", "NA", "nan", "=HYPERLINK(1)", "[red]m"]

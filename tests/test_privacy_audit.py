@@ -141,7 +141,8 @@ def test_help_explains_the_audit(capsys):
 
 @pytest.mark.slow
 def test_olivetti_audit_reidentifies_people_from_early_layers(tmp_path, shared_data):
-    from trustkit.privacy.audit import AuditConfig, run_audit
+    from trustkit.engine import run_audit
+    from trustkit.privacy.audit import AuditConfig
 
     if not (shared_data / "olivetti" / "00").is_dir():
         pytest.skip("Olivetti faces not found in the offline data folder")

@@ -249,11 +249,11 @@ def test_miface_start_image_and_errors(digits_linear) -> None:
 # --- real data (skips without ../shared/data) -----------------------------------------------------------------
 
 def test_olivetti_membership_uses_the_whole_small_test_split(shared_data) -> None:
-    from trustkit.models.loading import resolve_model
+    from trustkit import load_model  # trains the zoo mlp if the store lacks it (resolve_model would not)
 
     train = load_dataset("olivetti", "train", data_root=shared_data)
     test = load_dataset("olivetti", "test", data_root=shared_data)
-    model = resolve_model("mlp", "olivetti", data_root=shared_data, device="cpu").module
+    model = load_model("mlp", "olivetti", data_root=shared_data, device="cpu")
     result = run_membership(model, train, test, n=500, seed=0)
     rows = {row["attack"]: row for row in result.rows}
     assert rows["loss-threshold"]["members"] == rows["loss-threshold"]["non_members"] == 80

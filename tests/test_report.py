@@ -1,7 +1,7 @@
 """Report content: user-supplied strings are escaped; the page is self-contained."""
 import torch
 
-from trustkit.bench.run import BenchConfig, run_bench
+from trustkit.engine import BenchConfig, run_bench
 from trustkit.data import get_spec
 from trustkit.models import build_model
 from trustkit.report.html import render

@@ -57,7 +57,7 @@ def test_masked_gradients_are_flagged(digits_cnn, digits_test):
 
 
 def test_bench_report_shows_probe_flags(tmp_path, digits_cnn, digits_test):
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.engine import BenchConfig, run_bench
 
     torch.manual_seed(0)
     scripted = tmp_path / "quantised.pt"

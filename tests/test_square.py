@@ -10,7 +10,7 @@ from torch import nn
 from tests.helpers import run_cli
 from trustkit.attacks import PGD, Square, make_attack
 from trustkit.attacks.square import p_selection, square_bump
-from trustkit.blackbox.queries import QueryCounter
+from trustkit.attacks.queries import QueryCounter
 from trustkit.errors import InvalidArgumentError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -146,7 +146,7 @@ def test_bench_records_queries_and_success_against_queries(tmp_path, capsys, dig
 def test_black_box_beating_white_box_is_flagged(tmp_path, digits_softmax):
     """A model whose input gradient is cut (gradient masking) stops PGD; Square, which needs no gradients,
     still breaks it, and the report flags the black-box result."""
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.engine import BenchConfig, run_bench
 
     class Masked(nn.Module):
         def __init__(self, model):
@@ -165,7 +165,7 @@ def test_black_box_beating_white_box_is_flagged(tmp_path, digits_softmax):
 @pytest.mark.filterwarnings("ignore")
 def test_hopskipjump_queries_land_in_the_same_column(digits_softmax, digits_test):
     from trustkit.attacks.art_bridge import ArtAttack
-    from trustkit.bench.evaluate import clean_predictions, run_attack, summarize
+    from trustkit.attacks.evaluate import clean_predictions, run_attack, summarize
 
     x, y = digits_test[0][:6], digits_test[1][:6]
     clean = clean_predictions(digits_softmax, x, batch_size=64, device=torch.device("cpu"))

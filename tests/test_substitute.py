@@ -8,7 +8,8 @@ import torch
 
 from tests.helpers import run_cli
 from trustkit import load_dataset
-from trustkit.blackbox.queries import LabelOracle, QueryCounter
+from trustkit.attacks.queries import QueryCounter
+from trustkit.blackbox.queries import LabelOracle
 from trustkit.blackbox.substitute import (
     SubstituteConfig,
     evaluation_indices,
@@ -120,7 +121,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
 
 
 def test_substitute_beating_white_box_is_flagged():
-    from trustkit.blackbox.substitute import _check, beats_white_box
+    from trustkit.blackbox.substitute import beats_white_box, substitute_checks as _check
 
     rows = pd.DataFrame([
         {"attack": "fgsm", "norm": "linf", "eps": 0.3, "success_rate": 0.40, "white_box_success_rate": 0.30,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from trustkit.bench.run import run_suite
-from trustkit.bench.suite import available_suites, load_suite, parse_suite
+from trustkit.engine import run_suite
+from trustkit.studies.suite import available_suites, load_suite, parse_suite
 from trustkit.cli import run
 from trustkit.errors import UnknownNameError
 from trustkit.yamlspec import SpecError
@@ -89,7 +89,7 @@ def test_suite_run_caches_cells_and_rerun_is_identical(tmp_path, digits_cnn, dig
     first = run_suite(str(path), out=str(tmp_path / "r"))
     assert first.run_info["cells"]["total"] == 8  # some cells may come from other tests' identical cells
     second = run_suite(str(path), out=str(tmp_path / "r"))
-    assert second.run_info["cells"] == {"total": 8, "computed": 0, "from_cache": 8}
+    assert second.run_info["cells"] == {"total": 8, "computed": 0, "from_cache": 8, "failed": 0}
     pd.testing.assert_frame_equal(first.results[NUMBERS], second.results[NUMBERS])
     assert set(first.results["suite"]) == set(second.results["suite"]) == {"tiny"}
     html = second.report.read_text()

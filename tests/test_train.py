@@ -63,7 +63,7 @@ def test_config_overrides_ignore_none():
 @pytest.mark.data
 def test_goodfellow_softmax_mnist_fgsm_025_error_above_99(shared_data, tmp_path):
     """Goodfellow et al. 2015: shallow softmax on MNIST, FGSM eps 0.25 -> 99.9% error. We need >= 99%."""
-    from trustkit.bench.run import BenchConfig, run_bench
+    from trustkit.engine import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(attacks=["fgsm"], model="softmax", dataset="mnist", eps=[0.25], n=10_000,
                                    data_root=str(shared_data), out=str(tmp_path)))

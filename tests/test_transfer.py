@@ -9,14 +9,14 @@ import torch
 from tests.helpers import HtmlCollector, run_cli
 from trustkit import load_dataset
 from trustkit.attacks import FGSM, PGD
-from trustkit.bench.runner import subset
+from trustkit.data.base import subset
 from trustkit.blackbox.transfer import (
     WHITE_BOX_ROW,
     TransferConfig,
     beats_white_box,
-    run_transfer,
     transfer_checks,
 )
+from trustkit.engine import run_transfer
 from trustkit.runtime import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -157,7 +157,7 @@ def test_cli_trust_code_loads_torchscript(scripted, tmp_path, capsys):
 
 
 def test_a_suite_file_cannot_grant_trust_code():
-    from trustkit.bench.suite import parse_suite
+    from trustkit.studies.suite import parse_suite
     from trustkit.yamlspec import SpecError
 
     text = ("name: s\nmodels: [softmax]\ndatasets: [digits]\ntrust_code: true\n"

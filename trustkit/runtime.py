@@ -144,3 +144,14 @@ def log(message: str) -> None:
     """One status line on stderr, unless quiet."""
     if not _quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+def check_run_options(n: int | None, batch_size: int, jobs: int, device: str) -> None:
+    """One-line errors for a sample size, batch size or job count below 1, or a device that is not here."""
+    if n is not None and n < 1:
+        raise InvalidArgumentError(f"--n must be at least 1, got {n}")
+    if batch_size < 1:
+        raise InvalidArgumentError(f"--batch-size must be at least 1, got {batch_size}")
+    if jobs < 1:
+        raise InvalidArgumentError(f"--jobs must be at least 1, got {jobs}")
+    select_device(device)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from trustkit.attacks.base import Attack
+from trustkit.attacks.registry import ATTACKS, accepted_params, make_attack
 from trustkit.errors import InvalidArgumentError
 
 DEFAULT_MEMBERS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -26,8 +27,6 @@ RAND_EOT = 20
 
 def split_member_params(params: dict[str, Any], members: Sequence[str]) -> tuple[dict[str, Any], dict[str, dict]]:
     """``(shared, per_member)``: ``member.key=value`` (e.g. ``square.n_queries``) goes to one member only."""
-    from trustkit.attacks import ATTACKS
-
     shared: dict[str, Any] = {}
     per_member: dict[str, dict[str, Any]] = {m: {} for m in members}
     for key, value in params.items():
@@ -57,7 +56,6 @@ class StrongEnsemble(Attack):
     def __init__(self, eps: float | str, *, norm: str = "linf", members: Sequence[str] | str = DEFAULT_MEMBERS,
                  early_stop: bool = True, **member_params: Any) -> None:
         super().__init__(eps, norm=norm, early_stop=early_stop)
-        from trustkit.attacks import ATTACKS, accepted_params, make_attack  # late: the registry imports this module
 
         names = [m.strip() for m in members.split(",")] if isinstance(members, str) else list(members)
         if not names or not all(names):
@@ -83,8 +81,6 @@ class StrongEnsemble(Attack):
     @classmethod
     def parameter_names(cls, members: Sequence[str] = DEFAULT_MEMBERS) -> set[str]:
         """Every key the ensemble takes: those of its members (shared), ``member.key`` forms and ``members``."""
-        from trustkit.attacks import ATTACKS, accepted_params
-
         names = {"members", "early_stop"}
         for member in members:
             keys = (accepted_params(ATTACKS.get(member)) or set()) - {"targeted"}  # the ensemble is untargeted

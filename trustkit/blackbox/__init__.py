@@ -13,10 +13,10 @@ from typing import Any
 
 _EXPORTS = {
     "TransferConfig": "trustkit.blackbox.transfer", "TransferResult": "trustkit.blackbox.transfer",
-    "run_transfer": "trustkit.blackbox.transfer", "success_matrix": "trustkit.blackbox.transfer",
+    "success_matrix": "trustkit.blackbox.transfer",
     "SubstituteConfig": "trustkit.blackbox.substitute", "SubstituteResult": "trustkit.blackbox.substitute",
-    "run_substitute": "trustkit.blackbox.substitute", "train_substitute": "trustkit.blackbox.substitute",
-    "LabelOracle": "trustkit.blackbox.queries", "QueryCounter": "trustkit.blackbox.queries",
+    "train_substitute": "trustkit.blackbox.substitute",
+    "LabelOracle": "trustkit.blackbox.queries", "QueryCounter": "trustkit.attacks.queries",
 }
 
 
@@ -27,4 +27,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["LabelOracle", "QueryCounter", "SubstituteConfig", "SubstituteResult", "TransferConfig", "TransferResult",
-           "run_substitute", "run_transfer", "success_matrix", "train_substitute"]
+           "success_matrix", "train_substitute"]

@@ -14,6 +14,7 @@ from trustkit.models import MODELS
 from trustkit.models.loading import FACTORY_PATTERN, LoadedModel, resolve_model
 from trustkit.models.store import checkpoint_exists, store_path
 from trustkit.runtime import ProgressTask
+from trustkit.train.zoo import ensure_trained
 
 ENSEMBLE_SEPARATOR = "+"
 
@@ -83,6 +84,7 @@ class ModelCache:
 
     def load(self, spec: str) -> LoadedModel:
         if spec not in self._loaded:
+            ensure_trained(spec, self.dataset, device=self.device, data_root=self.data_root, download=self.download)
             self._loaded[spec] = resolve_model(spec, self.dataset, data_root=self.data_root, device=self.device,
                                                download=self.download, trust_code=self.trust_code)
         return self._loaded[spec]

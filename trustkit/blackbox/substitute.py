@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from trustkit.attacks import format_eps, parse_eps, perturbation_norms
-from trustkit.bench.run import build_attacks, check_run_options
-from trustkit.blackbox.models import check_model_spec, craft, predict
+from trustkit.attacks import format_eps
+from trustkit.blackbox.models import predict
 from trustkit.blackbox.queries import LabelOracle
-from trustkit.blackbox.transfer import build_cell_attack
-from trustkit.data import DatasetSpec, ImageDataset, get_spec, load_dataset
+from trustkit.data import DatasetSpec, ImageDataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.models import MODELS, build_model
-from trustkit.models.loading import resolve_model
-from trustkit.runtime import (
-    log,
-    prepare_model,
-    progress,
-    seed_everything,
-    select_device,
-)
+from trustkit.runtime import log, prepare_model, seed_everything
 from trustkit.sanity import Check
 
 DEFAULT_ATTACKS = ("fgsm", "pgd")
@@ -88,6 +79,10 @@ class SubstituteConfig:
     attack_params: dict[str, Any] = field(default_factory=dict)
     strict_params: dict[str, Any] = field(default_factory=dict)
     trust_code: bool = False  # consent to a target that is a program (TorchScript, factory): --trust-code
+    use_cache: bool = True  # reuse finished cells from $TRUSTKIT_HOME/cells
+    jobs: int = 1
+    backend: str = "local"  # where cells run: local, processes, ray (see trustkit.engine)
+    ray_address: str | None = None
 
     def validate(self) -> "SubstituteConfig":
         """Refuse impossible settings in one line each, before any model is loaded or trained."""
@@ -262,7 +257,8 @@ def beats_white_box(results: pd.DataFrame) -> pd.Series:
     return results["success_rate"] > best + tolerance
 
 
-def _check(results: pd.DataFrame) -> list[Check]:
+def substitute_checks(results: pd.DataFrame) -> list[Check]:
+    """Black-box-vs-white-box: the substitute's transfer must not beat gradient attacks on the target itself."""
     name, anchor = "white-box attacks beat black-box ones", "black-box-vs-white-box"
     if results.empty:
         return [Check(name, "skipped", "no attack was run", anchor)]
@@ -276,114 +272,6 @@ def _check(results: pd.DataFrame) -> list[Check]:
                   "attacks on the target itself — the target's gradients are likely masked: " + lines, anchor)]
 
 
-def run_substitute(config: SubstituteConfig) -> SubstituteResult:
-    """Train a substitute of ``config.target`` from label queries, transfer attacks from it, and write
-    ``<out>/<run-id>/`` (report.html, results.csv, history.csv, run.json)."""
-    started = time.perf_counter()
-    config.validate()
-    check_model_spec(config.target)
-    substitute_arch = MODELS.canonical(config.substitute)
-    spec = get_spec(config.dataset)
-    check_run_options(config.n, config.batch_size, 1, config.device)
-    eps_grid = sorted({parse_eps(e) for e in config.eps}) if config.eps else list(spec.eps_grid(config.norm))
-    if not config.attacks:
-        raise InvalidArgumentError("no attack given; name one, e.g. --attack fgsm")
-    attack_specs = build_attacks(list(config.attacks), "trustkit", config.attack_params, config.strict_params,
-                                 config.norm, eps_grid, config.batch_size)
-    device = select_device(config.device)
-    target = resolve_model(config.target, spec.name, data_root=config.data_root, device=device,
-                           download=config.download, trust_code=config.trust_code)
-    test_set = load_dataset(spec.name, "test", config.data_root, config.download)
-    seeds_index = seed_indices(test_set.labels, config.seed_size, spec.num_classes, config.seed)
-    eval_index = evaluation_indices(len(test_set), seeds_index, config.n, spec.default_n, config.seed)
-    if len(eval_index) == 0:
-        raise InvalidArgumentError(f"no test images left for evaluation after {len(seeds_index)} seeds; lower "
-                                   "--seed-size")
-    seeds, _ = test_set.tensors(seeds_index)
-    x, y = test_set.tensors(eval_index)
-    target_labels = predict(target.module, x, batch_size=config.batch_size, device=device)  # evaluator's queries
-    oracle = LabelOracle(target.module, device)
-    trained = train_substitute(oracle, seeds, spec, config, device=device, eval_x=x, eval_target=target_labels,
-                               eval_y=y)
-    substitute_labels = predict(trained.model, x, batch_size=config.batch_size, device=device)
-    agreement = (substitute_labels == target_labels).float().mean().item()
-    correct = target_labels == y
-    explicit = {**config.attack_params, **config.strict_params}
-    rows = []
-    with progress(f"substitute attacks on {target.name}", len(attack_specs) * len(eps_grid) * 2) as bar:
-        for attack_spec in attack_specs:
-            for eps in eps_grid:
-                bar.note(f"{attack_spec.label} eps {format_eps(eps)}")
-                seed_everything(config.seed)
-                attack = build_cell_attack(attack_spec, eps, config.norm, config.batch_size, explicit)
-                tic = time.perf_counter()
-                # the attacker labels the images with its substitute: it has no labels and spends no queries
-                x_adv = craft(attack, trained.model, x, substitute_labels, batch_size=config.batch_size,
-                              device=device, bar=bar)
-                seconds = time.perf_counter() - tic
-                adversarial = predict(target.module, x_adv, batch_size=config.batch_size, device=device)
-                seed_everything(config.seed)
-                # the white-box reference keeps the attack's defaults (early stopping: first fooling iterate)
-                reference = attack_spec.build(eps, config.norm, config.batch_size)
-                white = predict(target.module, craft(reference, target.module, x, y, batch_size=config.batch_size,
-                                                     device=device, bar=bar),
-                                batch_size=config.batch_size, device=device)
-                linf, l2 = perturbation_norms(x_adv, x)
-                rows.append({
-                    "target": target.name, "substitute": substitute_arch, "dataset": spec.name,
-                    "attack": attack_spec.label, "norm": config.norm, "eps": eps, "seed": config.seed, "n": len(y),
-                    "queries": trained.queries, "agreement": agreement,
-                    "substitute_accuracy": (substitute_labels == y).float().mean().item(),
-                    "target_clean_accuracy": correct.float().mean().item(),
-                    "success_rate": _rate(correct & (adversarial != y), correct),
-                    "error_rate": (adversarial != y).float().mean().item(),
-                    "white_box_success_rate": _rate(correct & (white != y), correct),
-                    "mean_linf": linf.mean().item(), "mean_l2": l2.mean().item(), "craft_seconds": seconds,
-                })
-    results = pd.DataFrame(rows, columns=SUBSTITUTE_COLUMNS)
-    results["beats_white_box"] = beats_white_box(results)  # the sanity flag, per row of results.csv
-    history = pd.DataFrame(trained.history, columns=HISTORY_COLUMNS)
-    checks = _check(results)
-    return _write(config, results, history, checks, target, substitute_arch, spec, trained, len(seeds_index),
-                  device, time.perf_counter() - started)
-
-
-def _rate(hits: torch.Tensor, of: torch.Tensor) -> float:
-    return (hits.sum() / of.sum()).item() if of.any() else math.nan
-
-
-def _write(config: SubstituteConfig, results: pd.DataFrame, history: pd.DataFrame, checks: list[Check], target: Any,
-           substitute_arch: str, spec: DatasetSpec, trained: TrainedSubstitute, seed_count: int,
-           device: torch.device, total_seconds: float) -> SubstituteResult:
-    from trustkit.blackbox.plots import agreement_vs_queries, success_vs_eps
-    from trustkit.blackbox.report import records, run_info, write_run_folder
-
-    curves = pd.concat([results.assign(line=results["attack"] + " from the substitute"),
-                        results.assign(line=results["attack"] + " white-box on the target",
-                                       success_rate=results["white_box_success_rate"])])
-    settings = {**asdict(config), "substitute": substitute_arch, "dataset": spec.name,
-                "eps": sorted(set(results["eps"])), "planned_queries": config.planned_queries()}
-    title = f"Substitute attack on {target.name} ({spec.name})"
-    subtitle = (f"{substitute_arch} substitute from {seed_count} seed images and {trained.queries:,} label queries · "
-                f"{int(results['n'].iloc[0]) if len(results) else 0} test images")
-    best = results.nlargest(1, "success_rate")
-    run_dir, info = write_run_folder(
-        config.out, f"substitute-{substitute_arch}-for-{target.name}-{spec.name}", template="substitute.html.j2",
-        make_info=lambda run_id: run_info(run_id, "substitute", title, subtitle, settings, device, checks,
-                                          {"total": total_seconds,
-                                           "substitute_training": float(history["seconds"].sum())},
-                                          target={"name": target.name, "source": target.source},
-                                          queries=trained.queries, seed_images=seed_count),
-        context={"rows": records(results), "history": records(history), "checks": [c.to_dict() for c in checks],
-                 "flag_count": sum(c.status == "flag" for c in checks), "queries": trained.queries,
-                 "seed_images": seed_count, "agreement": results["agreement"].iloc[0] if len(results) else None,
-                 "best": records(best), "target": {"name": target.name, "source": target.source},
-                 "substitute": substitute_arch, "settings": config,
-                 "agreement_plot": agreement_vs_queries(trained.history),
-                 "success_plot": success_vs_eps(curves, ("line",)) if len(results) else None},
-        tables={"results.csv": results, "history.csv": history})
-    return SubstituteResult(run_dir, results, history, checks, info)
-
-
 __all__ = ["HISTORY_COLUMNS", "SUBSTITUTE_COLUMNS", "SubstituteConfig", "SubstituteResult", "TrainedSubstitute",
-           "beats_white_box", "jacobian_augmentation", "run_substitute", "seed_indices", "train_substitute"]
+           "beats_white_box", "evaluation_indices", "jacobian_augmentation", "seed_indices", "substitute_checks",
+           "train_substitute"]

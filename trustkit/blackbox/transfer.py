@@ -1,4 +1,5 @@
-"""Transfer attacks: craft adversarial examples on surrogate models, judge them on target models.
+"""Transfer attacks: what a transfer row means, the source × target matrix and the black-box sanity check.
+(The study that runs them is :mod:`trustkit.studies.transfer`; ``trustkit.engine.run_transfer`` runs it.)
 
 The attacker owns the *source* models (or an ensemble of them, logits averaged) and never touches the
 *target*: the target is only asked, by the evaluator, for its predictions on the finished adversarial images.
@@ -10,30 +11,16 @@ iterative attacks to their last iterate instead, which lies deeper across the bo
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from trustkit.attacks import format_eps, parse_eps, perturbation_norms
-from trustkit.bench.run import build_attacks, check_run_options
-from trustkit.bench.runner import subset
-from trustkit.bench.spec import AttackSpec
-from trustkit.blackbox.models import (
-    ModelCache,
-    NamedModel,
-    check_model_spec,
-    craft,
-    ensemble_members,
-    predict,
-    split_specs,
-)
-from trustkit.data import get_spec, load_dataset
-from trustkit.errors import InvalidArgumentError
-from trustkit.runtime import progress, seed_everything, select_device
+from trustkit.attacks import format_eps
+from trustkit.attacks.spec import AttackSpec
+from trustkit.blackbox.models import NamedModel
 from trustkit.sanity import Check
 
 DEFAULT_ATTACKS = ("fgsm", "pgd")
@@ -71,6 +58,10 @@ class TransferConfig:
     attack_params: dict[str, Any] = field(default_factory=dict)
     strict_params: dict[str, Any] = field(default_factory=dict)
     trust_code: bool = False  # consent to models that are programs (TorchScript, factories): --trust-code
+    use_cache: bool = True  # reuse finished cells from $TRUSTKIT_HOME/cells
+    jobs: int = 1
+    backend: str = "local"  # where cells run: local, processes, ray (see trustkit.engine)
+    ray_address: str | None = None
 
 
 @dataclass
@@ -108,20 +99,9 @@ def success_matrix(results: pd.DataFrame, attack: str, eps: float, norm: str | N
     return table
 
 
-def _eps_grid(config: TransferConfig) -> list[float]:
-    spec = get_spec(config.dataset)
-    return sorted({parse_eps(e) for e in config.eps}) if config.eps else list(spec.eps_grid(config.norm))
-
-
-def _attack_specs(names: list[str], config: TransferConfig, eps_grid: list[float]) -> list[AttackSpec]:
-    if not names:
-        raise InvalidArgumentError("no attack given; name one, e.g. --attack pgd")
-    return build_attacks(names, "trustkit", config.attack_params, config.strict_params, config.norm, eps_grid,
-                         config.batch_size)
-
-
-def build_cell_attack(spec: AttackSpec, eps: float, norm: str, batch_size: int, explicit: dict[str, Any]):
-    """The attack of one cell; iterative attacks return their last iterate unless early_stop was asked for."""
+def build_cell_attack(spec: AttackSpec, eps: float, norm: str, batch_size: int, explicit: dict[str, Any]):  # noqa: ANN201
+    """The attack of a transfer crafting: iterative attacks return their last iterate (it lies deeper across
+    the boundary and transfers better) unless ``early_stop`` was asked for explicitly."""
     attack = spec.build(eps, norm, batch_size)
     if hasattr(attack, "early_stop") and "early_stop" not in explicit:
         attack.early_stop = False
@@ -158,122 +138,19 @@ def transfer_checks(results: pd.DataFrame) -> list[Check]:
                   "white-box attack is too weak: " + lines, anchor)]
 
 
-def run_transfer(config: TransferConfig) -> TransferResult:
-    """Craft on every source (and, for reference, every target), judge on every target; write
-    ``<out>/<run-id>/`` (report.html with a success heat map per attack and eps, results.csv, run.json)."""
-    started = time.perf_counter()
-    sources = split_specs(config.sources, "--source")
-    targets = split_specs(config.targets, "--target")
-    for spec in sources + targets:
-        for member in ensemble_members(spec):
-            check_model_spec(member)
-    for spec in targets:
-        if len(ensemble_members(spec)) > 1:
-            raise InvalidArgumentError(f"target '{spec}' is an ensemble; ensembles ('+') are for --source only")
-    data_spec = get_spec(config.dataset)
-    check_run_options(config.n, config.batch_size, 1, config.device)
-    eps_grid = _eps_grid(config)
-    attack_specs = _attack_specs(list(config.attacks), config, eps_grid)
-    device = select_device(config.device)
-
-    models = ModelCache(data_spec.name, device, config.data_root, config.download, config.trust_code)
-    crafting = [models.named(s) for s in sources]
-    judged = [models.named(t) for t in targets]
-    references = [t for t in judged if not any(t.module is s.module for s in crafting)]  # targets only
-    test_set = load_dataset(data_spec.name, "test", config.data_root, config.download)
-    x, y = test_set.tensors(subset(len(test_set), config.n, data_spec.default_n, config.seed))
-    clean = {id(m.module): predict(m.module, x, batch_size=config.batch_size, device=device)
-             for m in crafting + references}
-    explicit = {**config.attack_params, **config.strict_params}
-
-    rows: list[dict[str, Any]] = []
-    # Transfer cells craft on each source (last iterate); reference cells attack each target white-box with the
-    # attack's defaults (iterative attacks keep their first fooling iterate: the strongest white-box number).
-    cells = [(m, False, a, e) for m in crafting for a in attack_specs for e in eps_grid]
-    cells += [(t, True, a, e) for t in judged for a in attack_specs for e in eps_grid]
-    crafted: dict[tuple[int, str, float], tuple[torch.Tensor, float]] = {}
-    with progress(f"transfer on {data_spec.name}", len(cells)) as bar:
-        for model, reference, spec, eps in cells:
-            bar.note(f"{spec.label} eps {format_eps(eps)} on {model.name}{' (white-box)' if reference else ''}")
-            seed_everything(config.seed)  # each cell reseeds: results do not depend on the order
-            if reference:
-                attack = spec.build(eps, config.norm, config.batch_size)
-            else:
-                attack = build_cell_attack(spec, eps, config.norm, config.batch_size, explicit)
-            key = (id(model.module), spec.label, eps)
-            same_attack = not hasattr(attack, "early_stop") or "early_stop" in explicit  # as the transfer craft
-            tic = time.perf_counter()
-            if reference and same_attack and key in crafted:  # the source's own images are the white-box ones
-                x_adv, seconds = crafted[key]
-                bar.advance(1)
-            else:
-                x_adv = craft(attack, model.module, x, y, batch_size=config.batch_size, device=device, bar=bar)
-                seconds = time.perf_counter() - tic
-            if not reference:
-                crafted[key] = (x_adv, seconds)
-            linf, l2 = perturbation_norms(x_adv, x)
-            is_source = any(model.module is m.module for m in crafting)
-            for target in [model] if reference else [t for t in judged if t.module is not model.module]:
-                rows.append(_row(config, data_spec.name, model, target, spec, eps, x, y, x_adv, clean, linf, l2,
-                                 seconds, is_source, device))
-            if not reference and not any(t.module is model.module for t in judged):
-                crafted.pop(key)  # only kept for a source that is also a target
-    results = pd.DataFrame(rows, columns=TRANSFER_COLUMNS + ["is_source"])
-    # canonical order (attack, eps, crafting model, target as given), whatever the order the cells ran in
-    rank = {name: i for i, name in enumerate(dict.fromkeys([m.name for m in crafting + judged]))}
-    target_rank = {m.name: i for i, m in enumerate(judged)}
-    attack_rank = {s.label: i for i, s in enumerate(attack_specs)}
-    order = sorted(range(len(results)), key=lambda i: (attack_rank[results["attack"].iat[i]], results["eps"].iat[i],
-                                                       rank[results["source"].iat[i]], target_rank[results["target"].iat[i]]))
-    results = results.iloc[order].reset_index(drop=True)
-    results["beats_white_box"] = beats_white_box(results)  # the sanity flag, per row of results.csv
-    checks = transfer_checks(results)
-    settings = {**asdict(config), "sources": sources, "targets": targets, "eps": eps_grid,
-                "attacks": [s.label for s in attack_specs], "dataset": data_spec.name}
-    from trustkit.blackbox.plots import transfer_heatmap
-    from trustkit.blackbox.report import run_info, write_run_folder
-
-    heatmaps = []
-    for (attack, norm, eps), _ in results.groupby(["attack", "norm", "eps"], sort=False):
-        title = f"{attack} ({norm}) eps {format_eps(eps)}"
-        heatmaps.append({"title": title, "uri": transfer_heatmap(success_matrix(results, attack, eps, norm), title)})
-    model_rows = [{"name": m.name, "role": role, "sources": ", ".join(m.sources),
-                   "clean_accuracy": (clean[id(m.module)] == y).float().mean().item()}
-                  for role, group in (("source", crafting), ("target", references)) for m in group]
-    for m in judged:
-        for row in model_rows:
-            if row["name"] == m.name and row["role"] == "source":
-                row["role"] = "source and target"
-    title = f"Transfer: {', '.join(m.name for m in crafting)} → {', '.join(m.name for m in judged)} on {data_spec.name}"
-    subtitle = f"{', '.join(s.label for s in attack_specs)} · {config.norm} · {len(y)} test images"
-    label = f"transfer-{'+'.join(sources)[:40]}-to-{'+'.join(targets)[:40]}-{data_spec.name}"
-    from trustkit.blackbox.report import records
-
-    run_dir, info = write_run_folder(
-        config.out, label, template="transfer.html.j2",
-        make_info=lambda run_id: run_info(run_id, "transfer", title, subtitle, settings, device, checks,
-                                          {"total": time.perf_counter() - started}, models=model_rows),
-        context={"heatmaps": heatmaps, "rows": records(results[TRANSFER_COLUMNS]), "models": model_rows,
-                 "checks": [c.to_dict() for c in checks], "flag_count": sum(c.status == "flag" for c in checks),
-                 "n": len(y), "sources": [m.name for m in crafting], "targets": [m.name for m in judged],
-                 "best": records(results[~results["white_box"]].nlargest(1, "success_rate")[TRANSFER_COLUMNS])},
-        tables={"results.csv": results[TRANSFER_COLUMNS]})
-    return TransferResult(run_dir, results[TRANSFER_COLUMNS + ["is_source"]], checks, info)
-
-
-def _row(config: TransferConfig, dataset: str, crafted_on: NamedModel, target: NamedModel, spec: AttackSpec,
-         eps: float, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, clean: dict[int, torch.Tensor],
-         linf: torch.Tensor, l2: torch.Tensor, seconds: float, is_source: bool, device: torch.device) -> dict[str, Any]:
-    """One tidy row: success of images crafted on ``crafted_on`` against ``target`` (fractions in [0, 1])."""
-    target_clean = clean[id(target.module)]
-    adversarial = predict(target.module, x_adv, batch_size=config.batch_size, device=device)
+def transfer_row(config: TransferConfig, dataset: str, crafted_on: NamedModel, target: NamedModel, spec: AttackSpec,
+                 eps: float, y: torch.Tensor, adversarial: torch.Tensor, source_clean: torch.Tensor,
+                 target_clean: torch.Tensor, linf: torch.Tensor, l2: torch.Tensor, seconds: float,
+                 is_source: bool) -> dict[str, Any]:
+    """One tidy row: success of images crafted on ``crafted_on`` against ``target``, from the target's clean
+    and adversarial predicted labels (fractions in [0, 1]; norms in pixel units; seconds of crafting)."""
     correct = target_clean == y
     flipped = correct & (adversarial != y)
     return {
         "source": crafted_on.name, "target": target.name, "dataset": dataset, "attack": spec.label,
         "norm": config.norm, "eps": eps, "seed": config.seed, "n": len(y),
         "white_box": crafted_on.module is target.module,
-        "source_clean_accuracy": (clean[id(crafted_on.module)] == y).float().mean().item(),
+        "source_clean_accuracy": (source_clean == y).float().mean().item(),
         "target_clean_accuracy": correct.float().mean().item(),
         "target_correct": int(correct.sum()), "successes": int(flipped.sum()),
         "success_rate": (flipped.sum() / correct.sum()).item() if correct.any() else float("nan"),
@@ -283,5 +160,5 @@ def _row(config: TransferConfig, dataset: str, crafted_on: NamedModel, target: N
     }
 
 
-__all__ = ["TRANSFER_COLUMNS", "TransferConfig", "TransferResult", "beats_white_box", "run_transfer", "success_matrix",
-           "transfer_checks"]
+__all__ = ["TRANSFER_COLUMNS", "TransferConfig", "TransferResult", "beats_white_box", "build_cell_attack", "success_matrix",
+           "transfer_checks", "transfer_row"]

@@ -145,3 +145,9 @@ class DatasetSpec:
 
     def eps_grid(self, norm: str) -> tuple[float, ...]:
         return self.eps_linf if norm == "linf" else self.eps_l2
+
+
+def subset(n_total: int, n: int | None, default_n: int, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded random subset of the test split (``n`` or the data set's default)."""
+    count = min(n or default_n, n_total)
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:count].sort().values

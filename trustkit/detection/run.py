@@ -1,10 +1,8 @@
 """``trustkit detect`` / ``trustkit bench fakes``: build real/fake data, train detectors, measure them, report."""
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +10,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trustkit.tables import write_csv
-from trustkit.atomic import atomic_dir
 from trustkit.attacks import parse_eps
 from trustkit.detection import DETECTORS, Detector, make_detector
-from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet, build_fake_set, describe
+from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet, build_fake_set
 from trustkit.detection.evaluate import calibrate_threshold, evade, roc_points, score_quality
 from trustkit.detection.perturb import PERTURBATIONS
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.models.store import checkpoint_exists, read_checkpoint, save_tensors, store_path
-from trustkit.report.metadata import environment
-from trustkit.runtime import device_description, progress, seed_everything, select_device
+from trustkit.runtime import progress, seed_everything, select_device
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 RESULT_COLUMNS = ["dataset", "kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc",
@@ -122,7 +117,7 @@ class FakesResult:
         return self.run_dir / "report.html"
 
 
-def run_fakes(config: FakesConfig) -> FakesResult:
+def detect_fakes(config: FakesConfig) -> dict[str, Any]:
     """Build the data, train every detector on every generator, and measure: in-distribution and
     cross-generator AUC/AP/accuracy, degradations, and evasion by PGD on the CNN (transferred to the others)."""
     started = time.perf_counter()
@@ -197,27 +192,5 @@ def run_fakes(config: FakesConfig) -> FakesResult:
 
     results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     timings["total"] = time.perf_counter() - started
-    return _write(config, images, trained, results, rocs, timings, device)
-
-
-def _write(config: FakesConfig, images: FakeImageSet, trained: dict, results: pd.DataFrame, rocs: dict,
-           timings: dict[str, float], device: torch.device) -> FakesResult:
-    from trustkit.bench.run import new_run_id
-    from trustkit.report.detection_report import write_detection_report
-
-    out = Path(config.out)
-    run_id = new_run_id(f"fakes-{config.dataset}", out)
-    run_info = {
-        "run_id": run_id, "kind": "fakes",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": asdict(config), "seed": config.seed, "device": device_description(device),
-        "data": describe(images),
-        "detectors": {f"{n}@{g}": {"threshold": t.threshold, "validation": t.validation, "from_store": t.cached}
-                      for (n, g), t in trained.items()},
-        "timings_seconds": {k: round(v, 2) for k, v in timings.items()}, **environment(),
-    }
-    with atomic_dir(out / run_id) as tmp:
-        write_csv(results, tmp / "results.csv")
-        (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
-        write_detection_report(tmp / "report.html", results=results, images=images, rocs=rocs, run_info=run_info)
-    return FakesResult(out / run_id, results, run_info)
+    return dict(config=config, images=images, trained=trained, results=results, rocs=rocs, timings=timings,
+                device=device)

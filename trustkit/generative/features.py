@@ -1,9 +1,9 @@
 """Feature vectors for the sample-quality metrics: the penultimate layer of a trustkit classifier.
 
-The classifier is a zoo model trained on the same data set (``cnn`` by default; trained and cached on first
-use). Its penultimate activations, i.e. the input of the last ``nn.Linear`` in ``model.net`` (128 values for
-``cnn``), are captured with a forward pre-hook, so one forward pass gives both features and class
-probabilities.
+The classifier is a zoo model trained on the same data set (``cnn`` by default; trained and stored by
+``trustkit.train.zoo.ensure_trained`` if missing). Its penultimate activations, i.e. the input of the last
+``nn.Linear`` in ``model.net`` (128 values for ``cnn``), are captured with a forward pre-hook, so one forward
+pass gives both features and class probabilities.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import nn
 
 from trustkit.errors import InvalidArgumentError
 from trustkit.models.loading import LoadedModel, resolve_model
+from trustkit.train.zoo import ensure_trained
 
 MAX_FEATURES = 4096  # covariance D×D and its eigendecomposition: 4096² floats = 134 MB, ~10 s
 
@@ -69,6 +70,7 @@ class FeatureExtractor:
 def domain_feature_net(dataset: str, *, classifier: str = "cnn", data_root: str | os.PathLike | None = None,
                        device: str | torch.device = "cpu") -> tuple[FeatureExtractor, LoadedModel]:
     """The feature extractor of classifier ``classifier`` for ``dataset`` (trained and cached if missing)."""
+    ensure_trained(classifier, dataset, device=device, data_root=data_root)
     loaded = resolve_model(classifier, dataset, data_root=data_root, device=device)
     device_used = next(loaded.module.parameters()).device
     return FeatureExtractor(loaded.module, device_used, loaded.name), loaded

@@ -8,7 +8,7 @@ import torch
 
 from trustkit.atomic import atomic_path
 from trustkit.errors import InvalidArgumentError
-from trustkit.report.images import image_uri, png_bytes
+from trustkit.images import image_uri, png_bytes
 
 
 def grid(images: torch.Tensor, columns: int = 8, padding: int = 1) -> torch.Tensor:

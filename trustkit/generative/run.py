@@ -6,10 +6,7 @@ temporary folder and renamed into place only when complete.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +15,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from trustkit.tables import write_csv
-from trustkit.atomic import atomic_dir
 from trustkit.data import get_spec, load_dataset
 from trustkit.generative import GENERATIVE_MODELS, GenerativeModel, build_generative
-from trustkit.generative.evaluate import GenEvalConfig, GenEvaluation, evaluate_generator
-from trustkit.generative.latent import interpolation_method, random_interpolations
+from trustkit.generative.evaluate import GenEvalConfig, evaluate_generator
 from trustkit.generative.store import LoadedGenerator, resolve_generator, save_generator, store_name
 from trustkit.generative.train import GenHistory, GenTrainConfig, default_config, fit_generative
 from trustkit.models.store import store_path
-from trustkit.report.metadata import environment
-from trustkit.runtime import device_description, log, prepare_model, seed_everything, select_device
+from trustkit.runtime import log, prepare_model, seed_everything, select_device
 
 REPORT_SAMPLES = 64  # images in the report's final sample grid (conditional: rounded to whole rows per class)
 INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 6, 10
@@ -113,15 +106,6 @@ def report_samples(model: GenerativeModel, seed: int) -> tuple[torch.Tensor, int
     return model.sample(len(labels), labels, generator=generator), per_class
 
 
-def _run_id(arch: str, dataset: str, out: Path, kind: str) -> str:
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{stamp}-{kind}-{arch}-{dataset}")
-    run_id, counter = base, 2
-    while (out / run_id).exists():
-        run_id, counter = f"{base}-{counter}", counter + 1
-    return run_id
-
-
 def _reconstructions(model: GenerativeModel, dataset: str, data_root: str | os.PathLike | None,
                      count: int = 16) -> torch.Tensor | None:
     """Pairs of rows (test images, reconstructions) for models with an encoder; None otherwise."""
@@ -135,60 +119,14 @@ def _reconstructions(model: GenerativeModel, dataset: str, data_root: str | os.P
     return torch.stack([x, rebuilt]).view(2, count, *x.shape[1:])
 
 
-def write_run(out: str | os.PathLike, *, kind: str, model: GenerativeModel, metadata: dict[str, Any],
-              checkpoint: Path, evaluation: GenEvaluation | None, history: GenHistory | None,
-              config: dict[str, Any], timings: dict[str, float], device: torch.device,
-              data_root: str | os.PathLike | None, seed: int) -> GenRunResult:
-    """Write the report folder of a run (see module doc) and return what it holds."""
-    arch, dataset = metadata["arch"], metadata["dataset"]
-    spec = get_spec(dataset)
-    out = Path(out)
-    run_id = _run_id(arch, dataset, out, kind)
-    samples, columns = report_samples(model, seed + 3)
-    method = interpolation_method(model)
-    interpolations = random_interpolations(model, INTERPOLATION_PAIRS, INTERPOLATION_STEPS, seed=seed + 4)
-    rows = evaluation.rows if evaluation else []
-    metrics = pd.DataFrame([{"model": arch, "dataset": dataset, **r} for r in rows],
-                           columns=["model", "dataset", "metric", "value", "unit", "n", "detail"])
-    epochs = history.epochs if history else metadata.get("history", [])
-    history_columns = list(dict.fromkeys(k for e in epochs for k in e))
-    run_info = {
-        "run_id": run_id, "kind": kind,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": {**config, "dataset": dataset, "seed": seed, "interpolation": method},
-        "seed": seed, "device": device_description(device),
-        "model": {"arch": arch, "family": model.kind, "conditional": model.conditional,
-                  "checkpoint": str(checkpoint), "options": metadata.get("options", {}),
-                  "recipe": metadata.get("recipe", {}), "class_names": list(spec.class_names),
-                  "parameters": parameter_counts(model)["total"], "parameter_counts": parameter_counts(model)},
-        "feature_net": evaluation.feature_net if evaluation else "",
-        "metrics": {r["metric"]: r["value"] for r in rows},
-        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        **environment(),
-    }
-    with atomic_dir(out / run_id) as tmp:
-        write_csv(metrics, tmp / "results.csv")
-        write_csv(pd.DataFrame(epochs, columns=history_columns), tmp / "history.csv")
-        (tmp / "run.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n", encoding="utf-8")
-        from trustkit.generative.report import write_gen_report
-
-        write_gen_report(tmp / "report.html", run_info=run_info, rows=rows,
-                         history=[{k: e.get(k) for k in history_columns} for e in epochs],
-                         grids=history.grids if history else [], grid_columns=columns, samples=samples,
-                         sample_columns=columns, interpolations=interpolations,
-                         reconstructions=_reconstructions(model, dataset, data_root),
-                         coverage=evaluation.coverage if evaluation else None,
-                         per_class=evaluation.per_class if evaluation else [], class_names=spec.class_names)
-    return GenRunResult(out / run_id, checkpoint, metrics, epochs, run_info)
-
-
-def run_gen_train(arch: str, dataset: str = "digits", *, config: GenTrainConfig | None = None,
+def train_and_evaluate(arch: str, dataset: str = "digits", *, config: GenTrainConfig | None = None,
                   options: dict[str, Any] | None = None, seed: int = 0, device: str = "auto",
                   data_root: str | os.PathLike | None = None, download: bool = False,
                   checkpoint: str | os.PathLike | None = None, evaluate: bool = True,
                   eval_config: GenEvalConfig | None = None, out: str | os.PathLike = "reports",
-                  **overrides: Any) -> GenRunResult:
-    """Train, save, (optionally) evaluate, and write the training report. Cheap checks run first."""
+                  **overrides: Any) -> dict[str, Any]:
+    """Train, save and (optionally) evaluate; returns what :func:`trustkit.report.generative.write_run` writes
+    (``trustkit.engine.run_gen_train`` does both). Cheap checks run first."""
     started = time.perf_counter()
     arch = GENERATIVE_MODELS.canonical(arch)
     spec = get_spec(dataset)
@@ -206,16 +144,17 @@ def run_gen_train(arch: str, dataset: str = "digits", *, config: GenTrainConfig 
     timings["total"] = time.perf_counter() - started
     config_dict = {"arch": arch, "train": trained.metadata["recipe"], "options": trained.model.options,
                    "evaluate": eval_config.to_dict() if evaluate else None, "data_root": str(data_root or "")}
-    return write_run(out, kind="gen-train", model=trained.model, metadata=trained.metadata, checkpoint=trained.path,
-                     evaluation=evaluation, history=trained.history, config=config_dict, timings=timings,
-                     device=torch_device, data_root=data_root, seed=seed)
+    return dict(out=out, kind="gen-train", model=trained.model, metadata=trained.metadata, checkpoint=trained.path,
+                evaluation=evaluation, history=trained.history, config=config_dict, timings=timings,
+                device=torch_device, data_root=data_root, seed=seed)
 
 
-def run_gen_eval(spec: str, dataset: str | None = None, *, eval_config: GenEvalConfig | None = None,
+def evaluate_stored(spec: str, dataset: str | None = None, *, eval_config: GenEvalConfig | None = None,
                  seed: int = 0, device: str = "auto", data_root: str | os.PathLike | None = None,
-                 out: str | os.PathLike = "reports") -> GenRunResult:
-    """Load a trained generative model, measure it and write an evaluation report (loss curves come from the
-    checkpoint's stored history; per-epoch grids exist only in training reports)."""
+                 out: str | os.PathLike = "reports") -> dict[str, Any]:
+    """Load a trained generative model and measure it; returns what :func:`trustkit.report.generative.write_run`
+    writes (``trustkit.engine.run_gen_eval`` does both; loss curves come from the checkpoint's stored history,
+    per-epoch grids exist only in training reports)."""
     started = time.perf_counter()
     torch_device = select_device(device)
     eval_config = (eval_config or GenEvalConfig(seed=seed)).validate()
@@ -225,9 +164,9 @@ def run_gen_eval(spec: str, dataset: str | None = None, *, eval_config: GenEvalC
     timings = {"evaluate": evaluation.seconds, "total": time.perf_counter() - started}
     config_dict = {"arch": loaded.arch, "model_spec": spec, "evaluate": eval_config.to_dict(),
                    "data_root": str(data_root or "")}
-    return write_run(out, kind="gen-eval", model=loaded.model, metadata=loaded.metadata,
-                     checkpoint=Path(loaded.source), evaluation=evaluation, history=None, config=config_dict,
-                     timings=timings, device=torch_device, data_root=data_root, seed=seed)
+    return dict(out=out, kind="gen-eval", model=loaded.model, metadata=loaded.metadata,
+                checkpoint=Path(loaded.source), evaluation=evaluation, history=None, config=config_dict,
+                timings=timings, device=torch_device, data_root=data_root, seed=seed)
 
 
 @dataclass
@@ -254,6 +193,7 @@ def attribute_arithmetic(loaded: LoadedGenerator, attribute_text: str, alphas: l
                                             latent_arithmetic, parse_attribute)
     from trustkit.models.inference import predict_logits
     from trustkit.models.loading import resolve_model
+    from trustkit.train.zoo import ensure_trained
 
     if rows < 1:
         raise InvalidArgumentError(f"--rows must be at least 1, got {rows}")
@@ -278,6 +218,7 @@ def attribute_arithmetic(loaded: LoadedGenerator, attribute_text: str, alphas: l
         if not attribute.is_class:
             raise InvalidArgumentError(f"{type(model).__name__} has no encoder, so only class attributes work "
                                        f"(e.g. class=1); use a VAE or autoencoder for '{attribute.text}'")
+        ensure_trained(classifier, dataset, device=model.device, data_root=data_root)
         net = resolve_model(classifier, dataset, data_root=data_root, device=model.device).module
         vector, negatives_z, negative_labels = class_vector_from_samples(
             model, lambda images: predict_logits(net, images).argmax(1), attribute, n=samples, seed=seed)

@@ -1,6 +1,7 @@
 """Resolve a model spec to an eval-mode ``nn.Module`` on [0, 1] inputs.
 
-A spec is one of: a zoo name (``cnn``; trained and cached on first use), a store entry
+A spec is one of: a zoo name (``cnn``; its store checkpoint, trained beforehand by ``trustkit train`` or
+``trustkit.train.zoo.ensure_trained``: this layer never trains), a store entry
 (``cnn-mnist``), a trustkit checkpoint (one ``*.safetensors`` file: weights + metadata naming a zoo
 architecture), a TorchScript file, or ``package.module:factory`` (a callable returning an ``nn.Module``).
 
@@ -16,7 +17,6 @@ import copy
 import importlib
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +28,7 @@ from torch import nn
 from trustkit.data import DatasetSpec, get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.models import MODELS, build_model
-from trustkit.models.store import (checkpoint_exists, entry_lock, home_writable, read_checkpoint, store_dir,
-                                   store_path)
+from trustkit.models.store import checkpoint_exists, read_checkpoint, store_dir, store_name, store_path
 from trustkit.runtime import select_device
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -168,71 +167,76 @@ def check_input_shape(loaded: LoadedModel, spec: DatasetSpec, device: torch.devi
                                  f"expected logits of shape (2, {spec.num_classes}); pick the matching data set")
 
 
-_IN_MEMORY: dict[tuple[str, str], tuple[nn.Module, dict[str, Any]]] = {}  # zoo models a read-only store could not keep
+# Zoo models trained in memory because the store could not be written (trustkit.train.zoo.ensure_trained puts
+# them here). A models-layer cache so that resolve_model can serve them without importing train.
+_IN_MEMORY: dict[tuple[str, str], tuple[nn.Module, dict[str, Any]]] = {}
 
 
-def _train_zoo_model(arch: str, data_spec: DatasetSpec, torch_device: torch.device, data_root: Any,
-                     download: bool) -> LoadedModel:
-    """The store's ``arch`` for ``data_spec``, trained now if missing, by one process only: concurrent callers
-    wait on the entry's lock and then load what the first one trained. A store that cannot be written trains
-    the model in memory (one warning) instead of failing."""
-    from trustkit.train import store_name, train_model  # late import: train depends on models
+def remember_in_memory(arch: str, dataset: str, module: nn.Module, metadata: dict[str, Any]) -> None:
+    """Keep a zoo model that could not be stored, so ``resolve_model(arch, dataset)`` serves it in this process.
 
+    ``arch`` is a zoo architecture name (aliases allowed), ``dataset`` a data set name; ``module`` is copied to
+    the CPU (later changes to the caller's module do not leak in) and ``metadata`` is kept as given.
+    """
+    key = (MODELS.canonical(arch), get_spec(dataset).name)
+    _IN_MEMORY[key] = (copy.deepcopy(module).cpu().eval(), dict(metadata))
+
+
+def in_memory(arch: str, dataset: str) -> bool:
+    """True if :func:`remember_in_memory` holds zoo model ``arch`` for ``dataset`` in this process."""
+    return (MODELS.canonical(arch), get_spec(dataset).name) in _IN_MEMORY
+
+
+def missing_zoo_model(arch: str, dataset: str) -> CheckpointError:
+    """The one-line error for zoo model ``arch`` that has no checkpoint for ``dataset`` (and none in memory)."""
+    return CheckpointError(f"no trained '{arch}' for {dataset} in {store_dir()}; run 'trustkit train --model "
+                           f"{arch} --dataset {dataset}' (or call trustkit.train.zoo.ensure_trained first)")
+
+
+def _load_zoo_model(arch: str, data_spec: DatasetSpec, torch_device: torch.device) -> LoadedModel:
+    """The stored ``arch`` for ``data_spec``, else the one trained in memory; never trains (the models layer
+    cannot import train): a missing one raises :func:`missing_zoo_model`'s CheckpointError."""
     path = store_path(store_name(arch, data_spec.name))
-    if not checkpoint_exists(path):
-        if not home_writable(store_dir()):
-            if (arch, data_spec.name) in _IN_MEMORY:  # trained earlier in this process: not again
-                module, meta = _IN_MEMORY[(arch, data_spec.name)]
-                return LoadedModel(copy.deepcopy(module).to(torch_device).eval(), arch, f"{arch} trained in memory",
-                                   meta)
-            # train_model always saves: let it save to a scratch folder that is deleted right after
-            try:
-                scratch = tempfile.TemporaryDirectory(prefix="trustkit-unstored-")
-            except OSError as exc:
-                raise CheckpointError(f"no cached {arch} for {data_spec.name}, and neither {store_dir()} nor the "
-                                      f"temporary folder can be written ({exc.strerror}); set TRUSTKIT_HOME to a "
-                                      "writable folder") from None
-            with scratch:
-                trained = train_model(arch, data_spec.name, device=str(torch_device), data_root=data_root,
-                                      download=download, out=Path(scratch.name) / path.name,
-                                      announce=f"no cached {arch} for {data_spec.name}: training it now "
-                                               "(kept in memory only: the store is not writable)")
-            meta = {**trained.metadata, "format": "in-memory (not stored)"}
-            _IN_MEMORY[(arch, data_spec.name)] = (copy.deepcopy(trained.model).cpu(), meta)
-            return LoadedModel(trained.model.to(torch_device).eval(), arch, f"{arch} trained in memory", meta)
-        with entry_lock(path, waiting=f"another trustkit process is training {arch} for {data_spec.name}; "
-                                      "waiting for it"):
-            if not checkpoint_exists(path):  # re-check: it may have been trained while we waited
-                train_model(arch, data_spec.name, device=str(torch_device), data_root=data_root, download=download,
-                            announce=f"no cached {arch} for {data_spec.name}: training it now (cached in "
-                                     f"{store_dir()})")
-    module, meta = load_checkpoint(path, torch_device)
-    return LoadedModel(module, arch, str(path), meta)
+    if checkpoint_exists(path):
+        module, meta = load_checkpoint(path, torch_device)
+        return LoadedModel(module, arch, str(path), meta)
+    if (arch, data_spec.name) in _IN_MEMORY:  # a copy: callers may move or wrap it, the cache stays intact
+        module, meta = _IN_MEMORY[(arch, data_spec.name)]
+        return LoadedModel(copy.deepcopy(module).to(torch_device).eval(), arch, f"{arch} trained in memory", meta)
+    raise missing_zoo_model(arch, data_spec.name)
+
+
+def _looks_like_file(spec: str) -> bool:
+    return os.path.exists(spec) or spec.endswith((".safetensors", ".json", ".pt", ".pth", ".ts", ".zip")) or "/" in spec
+
+
+def zoo_arch(spec: str | nn.Module) -> str | None:
+    """The canonical zoo architecture ``resolve_model`` would take ``spec`` for, else None (a module, a file
+    path, a store entry, a factory or an unknown name). One rule, so ``ensure_trained`` and ``resolve_model``
+    can never disagree about what a spec is."""
+    if isinstance(spec, nn.Module) or _looks_like_file(spec) or spec not in MODELS:
+        return None
+    return MODELS.canonical(spec)
 
 
 def resolve_model(spec: str | nn.Module, dataset: str = "digits", *, data_root: str | os.PathLike | None = None,
-                  device: str | torch.device = "auto", train_if_missing: bool = True,
-                  download: bool = False, trust_code: bool = False) -> LoadedModel:
-    """Resolve ``spec`` (see module doc) for ``dataset``; trains and caches zoo models that are missing.
+                  device: str | torch.device = "auto", download: bool = False,
+                  trust_code: bool = False) -> LoadedModel:
+    """Resolve ``spec`` (see module doc) for ``dataset``. Never trains: a zoo name without a checkpoint raises
+    CheckpointError; call ``trustkit.train.zoo.ensure_trained(spec, dataset)`` first to train missing ones.
 
     ``trust_code`` allows TorchScript files and ``package.module:factory`` specs, which run their own code
-    when loaded; without it they are refused (CheckpointError) before any of that code runs.
+    when loaded; without it they are refused (CheckpointError) before any of that code runs. ``data_root`` and
+    ``download`` are accepted for symmetry with ``ensure_trained`` and unused here (resolving reads no data).
     """
     data_spec = get_spec(dataset)
     torch_device = select_device(device)
     if isinstance(spec, nn.Module):
         loaded = LoadedModel(spec.to(torch_device).eval(), type(spec).__name__, "python object")
-    elif os.path.exists(spec) or spec.endswith((".safetensors", ".json", ".pt", ".pth", ".ts", ".zip")) or "/" in spec:
+    elif _looks_like_file(spec):
         loaded = _load_file(Path(spec).expanduser(), torch_device, trust_code)
-    elif spec in MODELS:
-        arch = MODELS.canonical(spec)
-        if not train_if_missing:
-            from trustkit.train import store_name  # late import: train depends on models
-
-            if not checkpoint_exists(store_path(store_name(arch, data_spec.name))):
-                raise CheckpointError(f"no trained '{arch}' for {data_spec.name} in {store_dir()}; run "
-                                      f"'trustkit train --model {arch} --dataset {data_spec.name}'")
-        loaded = _train_zoo_model(arch, data_spec, torch_device, data_root, download)
+    elif (arch := zoo_arch(spec)) is not None:
+        loaded = _load_zoo_model(arch, data_spec, torch_device)
     elif checkpoint_exists(store_path(spec)):
         module, meta = load_checkpoint(store_path(spec), torch_device)
         loaded = LoadedModel(module, spec, str(store_path(spec)), meta)
@@ -251,5 +255,8 @@ def resolve_model(spec: str | nn.Module, dataset: str = "digits", *, data_root: 
 def load_model(spec: str | nn.Module, dataset: str = "digits", data_root: str | os.PathLike | None = None,
                device: str | torch.device = "auto", *, trust_code: bool = False) -> nn.Module:
     """An eval-mode ``nn.Module`` on [0, 1] inputs for ``spec`` (zoo name, store entry, trustkit checkpoint; with
-    ``trust_code=True`` also a TorchScript file or ``package.module:factory``, which run their own code)."""
+    ``trust_code=True`` also a TorchScript file or ``package.module:factory``, which run their own code).
+
+    Never trains (see :func:`resolve_model`); ``trustkit.load_model`` is the convenience that trains missing
+    zoo models first."""
     return resolve_model(spec, dataset, data_root=data_root, device=device, trust_code=trust_code).module

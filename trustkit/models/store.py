@@ -25,7 +25,9 @@ from torch import nn
 
 from trustkit._version import __version__
 from trustkit.atomic import atomic_path, sweep_stale
+from trustkit.data import get_spec
 from trustkit.errors import CheckpointError
+from trustkit.models import MODELS
 from trustkit.paths import home
 
 FORMAT = "trustkit-checkpoint"
@@ -39,6 +41,16 @@ _warned_read_only: set[str] = set()
 def store_dir() -> Path:
     """Folder of the checkpoint store: ``$TRUSTKIT_HOME/checkpoints``."""
     return home() / "checkpoints"
+
+
+def store_name(arch: str, dataset: str) -> str:
+    """Store entry of the clean zoo model ``arch`` trained on ``dataset``, e.g. ``cnn-digits``.
+
+    Names are canonical (aliases resolved: ``logreg`` -> ``softmax``), so every spelling finds one entry.
+    Adversarially trained entries append their recipe and ε; that suffix is :func:`trustkit.train.store_name`'s,
+    because recipes live in the train layer.
+    """
+    return f"{MODELS.canonical(arch)}-{get_spec(dataset).name}"
 
 
 def store_path(name: str) -> Path:

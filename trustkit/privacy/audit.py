@@ -1,12 +1,12 @@
 """The privacy audit: how much of a private input can be rebuilt from a model's intermediate features, and
 what the model gives away about its training set.
 
-:func:`run_audit` loads the target classifier and the data set, picks the victims (test images neither the
+:func:`audit_model` loads the target classifier and the data set, picks the victims (test images neither the
 target nor the re-identification classifier trained on), and for every audited layer runs the feature-inversion
 attacks, scores the reconstructions (PSNR, SSIM, re-identification top-1/top-5 against chance) and rates the
 layer's risk. It adds a mean-image baseline, the split-layer mitigation curve, membership inference and MIFace
 model inversion (``trustkit.privacy.membership`` / ``model_inversion``, when present), sanity checks, and writes
-the report folder (``trustkit.privacy.report``).
+the report folder (``trustkit.report.privacy``, written by ``trustkit.engine.run_audit``).
 
 Risk rating of a layer (worst case over the attacks, on the victims):
 
@@ -38,6 +38,7 @@ from trustkit.privacy.reid import ReidClassifier, load_reid
 from trustkit.registry import Registry
 from trustkit.runtime import log, seed_everything, select_device
 from trustkit.sanity import Check
+from trustkit.train.zoo import ensure_trained
 
 ATTACK_NAMES: Registry[str] = Registry("inversion attack")
 ATTACK_NAMES.add("white-box", "white-box", summary=WhiteBoxInversion.description, aliases=("whitebox", "wb", "rmle"))
@@ -288,7 +289,7 @@ def _model_inversion(model: torch.nn.Module, spec: Any, reid: ReidClassifier | N
     return result, frame, ""
 
 
-def run_audit(config: AuditConfig) -> AuditResult:
+def audit_model(config: AuditConfig) -> AuditResult:
     """Run the whole audit (module doc) and write the report folder; returns the frames and the folder."""
     config.validate()
     timings: dict[str, float] = {}
@@ -297,6 +298,7 @@ def run_audit(config: AuditConfig) -> AuditResult:
     device = select_device(config.device)
     train_set = load_dataset(spec.name, "train", config.data_root, config.download)
     test_set = load_dataset(spec.name, "test", config.data_root)
+    ensure_trained(config.model, spec.name, device=device, data_root=config.data_root, download=config.download)
     loaded = resolve_model(config.model, spec.name, data_root=config.data_root, device=device,
                            download=config.download, trust_code=config.trust_code)
     model = loaded.module.eval()
@@ -437,7 +439,4 @@ def run_audit(config: AuditConfig) -> AuditResult:
             "device": device, "config": asdict(config)}
     result = AuditResult(config, results, layer_frame, membership, mi_frame, victims, victim_labels, reconstructions,
                          mitigation_images, checks, timings, info, membership_result, mi_result, real_means)
-    from trustkit.privacy.report import write_audit_report
-
-    result.report = write_audit_report(result)
     return result

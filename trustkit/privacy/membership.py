@@ -256,7 +256,7 @@ def roc_figure(result: MembershipResult, min_fpr: float = 1e-3) -> str:
 
     FPR = 0 points are drawn at ``min_fpr`` (a log axis has no 0); the legend gives each attack's AUC.
     """
-    from trustkit.report.plots import figure_uri, new_figure
+    from trustkit.images import figure_uri, new_figure
 
     fig, ax = new_figure(5.6, 4.2)
     chance = np.logspace(np.log10(min_fpr), 0, 200)

@@ -120,7 +120,7 @@ def gallery_figure(result: ModelInversionResult, real_means: torch.Tensor | None
     """PNG data URI: each class's representative (titled with class and confidence), and beneath it the
     class's mean real training image when ``real_means`` (K×C×H×W in [0, 1], same order as
     ``result.classes``) is given. ``columns`` classes per row of the grid."""
-    from trustkit.report.plots import figure_uri, new_figure
+    from trustkit.images import figure_uri, new_figure
 
     count = len(result.classes)
     if count == 0:

@@ -1,0 +1,22 @@
+"""Reports: one renderer per study kind, jinja2 templates, plots, embedded images, compare (leaderboards)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from trustkit.errors import InvalidArgumentError
+
+# study kind -> "module:function" rendering report.html from (info, output, tables, checks)
+RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "trustkit.report.bench_report:render_bench",
+             "transfer": "trustkit.report.transfer:render_transfer",
+             "substitute": "trustkit.report.substitute:render_substitute"}
+
+
+def renderer(kind: str) -> Callable[..., str]:
+    """The report renderer of study ``kind`` (imported on first use: reports pull in matplotlib)."""
+    import importlib
+
+    if kind not in RENDERERS:
+        raise InvalidArgumentError(f"no report for study kind '{kind}'; known: {', '.join(RENDERERS)}")
+    module, _, name = RENDERERS[kind].partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function

@@ -2,25 +2,14 @@
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from trustkit.atomic import write_text
 from trustkit.attacks.base import format_eps
 from trustkit.report import plots
-from trustkit.report.html import render
+from trustkit.report.html import records, render
 from trustkit.sanity import evaluation_strength
-
-
-def _none_for_nan(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    for record in records:  # pandas gives NaN for empty cells; the template prints None as "–"
-        for key, value in record.items():
-            if isinstance(value, float) and math.isnan(value):
-                record[key] = None
-    return records
 
 
 def _most_telling(galleries: list[dict[str, Any]]) -> int:
@@ -39,7 +28,7 @@ def _breakdowns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _query_section(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Success-vs-queries figure and table of the query-based (black-box) rows; None when there are none."""
-    from trustkit.blackbox.plots import success_vs_queries
+    from trustkit.report.blackbox_plots import success_vs_queries
 
     rows = [r for r in rows if isinstance(r.get("query_curve"), dict)]
     if not rows:
@@ -88,22 +77,29 @@ def _model_summary(info: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _label(result) -> str:  # noqa: ANN001 - CellResult
-    evaluation = result.row.get("evaluation", "standard")
-    return result.cell.attack.label + ("" if evaluation == "standard" else f" · {evaluation}")
+def _label(record) -> str:  # noqa: ANN001 - studies.base.CellRecord of a bench cell
+    evaluation = record.data["row"].get("evaluation", "standard")
+    return record.cell.attack.label + ("" if evaluation == "standard" else f" · {evaluation}")
 
 
-def _section(results: list, info: dict[str, Any], probes: list, class_names: tuple[str, ...]) -> dict[str, Any]:
-    frame = pd.DataFrame([r.row for r in results])
-    rows = _none_for_nan(frame.to_dict("records"))
+def _section(results: list, info: dict[str, Any]) -> dict[str, Any]:
+    from trustkit.report.gallery import render_gallery
+
+    class_names = info["class_names"]
+    probes = info.get("probes", [])
+    frame = pd.DataFrame([r.data["row"] for r in results])
+    rows = records(frame.to_dict("records"))
     per_class = pd.DataFrame([{**p, "attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps}
-                              for r in results for p in r.per_class])
+                              for r in results for p in r.data["per_class"]])
     heatmaps = []
     for (attack, norm), group in per_class.groupby(["attack", "norm"], sort=False):
         title = f"{attack} ({norm})"
         heatmaps.append({"title": title, "uri": plots.per_class_heatmap(group, class_names, title)})
-    galleries = [{"attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps, "samples": r.gallery,
-                  "fooled": sum(g["fooled"] for g in r.gallery)} for r in results]
+    galleries = []
+    for r in results:
+        samples = render_gallery(r.data.get("gallery", {}), class_names)
+        galleries.append({"attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps, "samples": samples,
+                          "fooled": sum(g["fooled"] for g in samples)})
     breakdowns = _breakdowns(rows)
     worst = frame.loc[frame["robust_accuracy"].idxmin()].to_dict()
     first = results[0].cell
@@ -116,7 +112,7 @@ def _section(results: list, info: dict[str, Any], probes: list, class_names: tup
         "curve": plots.accuracy_vs_eps(frame), "galleries": galleries, "open_gallery": _most_telling(galleries),
         "heatmaps": heatmaps, "breakdowns": breakdowns,
         "breakdown_members": list(dict.fromkeys(m for b in breakdowns for m in b["counts"])),
-        "probes": [c.to_dict() for c in probes],
+        "probes": list(probes),
         "threat_models": sorted(set(frame["norm"])),
         "queries": _query_section(rows),
         "strength": evaluation_strength(frame),
@@ -132,25 +128,25 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values(["norm", "eps", "robust_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
 
 
-def write_bench_report(path: Path, *, output: Any, results: pd.DataFrame, checks: list, run_info: dict) -> None:
-    """Write the self-contained HTML report of a bench run (one or many model groups) to ``path``."""
-    from trustkit.bench.runner import iterate_groups
-
-    sections = [_section(group_results, output.models[group], output.probes.get(group, []),
-                         output.class_names[group_results[0].cell.dataset])
-                for group, group_results in iterate_groups(output.results).items()]
+def render_bench(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+    """The self-contained HTML report of a bench run or suite (one section per model group; failed cells
+    listed with their errors)."""
+    results = tables["results.csv"]
+    grouped: dict[Any, list] = {}
+    for record in output.finished:
+        grouped.setdefault(record.cell.group, []).append(record)
+    sections = [_section(records, output.groups[group]) for group, records in grouped.items()]
     all_checks = [c.to_dict() for c in checks] + [
         {**c, "name": f"{s['title']}: {c['name']}"} for s in sections for c in s["probes"]]
-    board = leaderboard(results)
-    html = render(
-        "bench.html.j2", run_id=run_info["run_id"], created=run_info["created"], env=run_info,
-        config=run_info["config"], config_json=json.dumps(run_info["config"], indent=2, default=str),
-        title=run_info["title"], subtitle=run_info["subtitle"], sections=sections,
-        leaderboard=_none_for_nan(board.to_dict("records")) if len(sections) > 1 else [],
+    board = leaderboard(results) if len(results) else results
+    return render(
+        "bench.html.j2", run_id=info["run_id"], created=info["created"], env=info,
+        config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
+        title=info["title"], subtitle=info["subtitle"], sections=sections,
+        leaderboard=records(board.to_dict("records")) if len(sections) > 1 else [],
         leaderboard_plot=plots.accuracy_vs_eps(board.assign(attack="worst case", engine="trustkit"), bands=False)
         if len(sections) > 1 else None,
-        checks=all_checks, flag_count=sum(c["status"] == "flag" for c in all_checks), device=run_info["device"],
-        timings=run_info["timings_seconds"], n_cells=len(results),
-        cached_cells=sum(r.cached for r in output.results),
+        checks=all_checks, flag_count=sum(c["status"] == "flag" for c in all_checks), device=info["device"],
+        timings=info["timings_seconds"], n_cells=len(output.records),
+        cached_cells=sum(r.cached for r in output.records), failures=info.get("failures", []),
     )
-    write_text(path, html)

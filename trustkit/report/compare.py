@@ -1,7 +1,6 @@
 """``trustkit report compare``: a leaderboard across finished runs (HTML + CSV + JSON)."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import time
 from pathlib import Path
@@ -9,12 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from trustkit.tables import read_csv, write_csv
-from trustkit.atomic import atomic_dir
+from trustkit.tables import read_csv
 from trustkit.errors import InvalidArgumentError
 from trustkit.report import plots
 from trustkit.report.html import render
-from trustkit.report.metadata import environment
 
 KEYS = ["model", "dataset", "defense", "norm", "eps"]
 
@@ -62,7 +59,7 @@ def build_leaderboard(runs: list[tuple[pd.DataFrame, dict[str, Any]]]) -> pd.Dat
 
 def compare_runs(run_dirs: list[str], out: str = "reports") -> Path:
     """Write ``<out>/<stamp>-compare/`` with report.html, leaderboard.csv and run.json; returns the folder."""
-    from trustkit.bench.run import new_run_id
+    from trustkit.rundir import write_run_folder
 
     started = time.perf_counter()
     if not run_dirs:
@@ -75,17 +72,18 @@ def compare_runs(run_dirs: list[str], out: str = "reports") -> Path:
     tables = []
     for (dataset, norm, eps), group in board.groupby(["dataset", "norm", "eps"], sort=True):
         tables.append({"dataset": dataset, "norm": norm, "eps": eps, "rows": group.to_dict("records")})
-    out_dir = Path(out)
-    run_id = new_run_id("compare", out_dir)
-    info = {"run_id": run_id, "kind": "compare",
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "runs": [{"run_id": i.get("run_id"), "folder": str(d), "kind": i.get("kind"), "device": i.get("device")}
-                     for d, (_, i) in zip(run_dirs, runs)],
-            "timings_seconds": {"total": round(time.perf_counter() - started, 3)}, **environment()}
-    html = render("compare.html.j2", run_id=run_id, created=info["created"], env=info, runs=info["runs"],
-                  tables=tables, plot=plots.accuracy_vs_eps(worst_curves), flagged=board[board["flags"] != ""])
-    with atomic_dir(out_dir / run_id) as tmp:
-        write_csv(board, tmp / "leaderboard.csv")
-        (tmp / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
-        (tmp / "report.html").write_text(html, encoding="utf-8")
-    return out_dir / run_id
+    run_list = [{"run_id": i.get("run_id"), "folder": str(d), "kind": i.get("kind"), "device": i.get("device")}
+                for d, (_, i) in zip(run_dirs, runs)]
+    flagged = board[board["flags"] != ""]
+
+    def html(info: dict) -> str:
+        return render("compare.html.j2", run_id=info["run_id"], created=info["created"], env=info, runs=run_list,
+                      tables=tables, plot=plots.accuracy_vs_eps(worst_curves), flagged=flagged)
+
+    folder, _ = write_run_folder(out, "compare", kind="compare", title="Leaderboard",
+                                 subtitle=f"{len(runs)} run(s) compared", config={"runs": list(run_dirs)},
+                                 device="none (reads run folders)", checks=[],
+                                 timings={"total": time.perf_counter() - started},
+                                 tables={"leaderboard.csv": board}, render_html=html, runs=run_list)
+    return folder
+

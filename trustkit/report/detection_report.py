@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from trustkit.atomic import write_text
 from trustkit.attacks import format_eps
+from trustkit.detection.data import FakeImageSet, describe
+from trustkit.detection.run import FakesConfig, FakesResult
 from trustkit.detection.features import azimuthal_spectrum
-from trustkit.report.html import render
-from trustkit.report.plots import figure_uri, new_figure
+from trustkit.report.html import records, render
+from trustkit.images import figure_uri, new_figure
 
 
 def _roc_plot(rocs: dict, detectors: list[str], generators: list[str]) -> str:
@@ -84,17 +85,9 @@ def _evasion_plot(results: pd.DataFrame, clean: pd.DataFrame) -> str:
     return figure_uri(fig)
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    records = frame.to_dict("records")
-    for record in records:
-        for key, value in record.items():
-            if isinstance(value, float) and math.isnan(value):
-                record[key] = None
-    return records
 
-
-def write_detection_report(path: Path, *, results: pd.DataFrame, images: Any, rocs: dict, run_info: dict) -> None:
-    """Write the self-contained HTML report of a fake-detection study to ``path``."""
+def render_detection_report(*, results: pd.DataFrame, images: Any, rocs: dict, run_info: dict) -> str:
+    """The self-contained HTML report of a fake-detection study."""
     from trustkit.generative.images import grid_uri
 
     detectors = list(dict.fromkeys(results["detector"]))
@@ -112,7 +105,7 @@ def write_detection_report(path: Path, *, results: pd.DataFrame, images: Any, ro
     evasion_table = evasion.groupby(["detector", "kind", "eps"])["auc"].mean().unstack("eps")
     samples = [{"name": "real", "uri": grid_uri(images.real["test"][:16].float() / 255.0, columns=8)}]
     samples += [{"name": g, "uri": grid_uri(images.fake[g]["test"][:16].float() / 255.0, columns=8)} for g in generators]
-    html = render(
+    return render(
         "detect.html.j2", run_id=run_info["run_id"], created=run_info["created"], env=run_info,
         config=run_info["config"], config_json=json.dumps(run_info["config"], indent=2, default=str),
         device=run_info["device"], timings=run_info["timings_seconds"], data=run_info["data"],
@@ -126,6 +119,21 @@ def write_detection_report(path: Path, *, results: pd.DataFrame, images: Any, ro
         evasion=[{"detector": d, "kind": k, "auc": list(row)} for (d, k), row in evasion_table.iterrows()],
         roc=_roc_plot(rocs, detectors, generators), matrix=_matrix_plot(results, detectors, generators),
         spectra=_spectra_plot(images), evasion_plot=_evasion_plot(results, clean) if len(evasion) else None,
-        samples=samples, detector_info=run_info["detectors"], rows=_records(cross),
+        samples=samples, detector_info=run_info["detectors"], rows=records(cross),
     )
-    write_text(path, html)
+
+
+def write_fakes_run(config: FakesConfig, images: FakeImageSet, trained: dict, results: pd.DataFrame, rocs: dict,
+                    timings: dict[str, float], device: torch.device) -> FakesResult:
+    """Write ``<out>/<run-id>/`` of a fake-detection study (results.csv, run.json, report.html)."""
+    from trustkit.rundir import write_run_folder
+
+    run_dir, run_info = write_run_folder(
+        config.out, f"fakes-{config.dataset}", kind="fakes", title=f"Can fakes of {config.dataset} be caught?",
+        subtitle=f"{', '.join(config.detectors)} against {', '.join(images.generators)}", config=asdict(config),
+        device=device, checks=[], timings=timings, tables={"results.csv": results},
+        render_html=lambda info: render_detection_report(results=results, images=images, rocs=rocs, run_info=info),
+        data=describe(images),
+        detectors={f"{n}@{g}": {"threshold": t.threshold, "validation": t.validation, "from_store": t.cached}
+                   for (n, g), t in trained.items()})
+    return FakesResult(run_dir, results, run_info)

@@ -3,23 +3,24 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import torch
+from trustkit.images import image_uri, perturbation_uri
+from trustkit.studies.bench_cells import unpack_images
 
-from trustkit.report.images import image_uri, perturbation_uri
 
-
-def render_gallery(x: torch.Tensor, y: torch.Tensor, clean: Any, outcome: Any, gallery_index: torch.Tensor,
-                   class_names: Sequence[str]) -> list[dict[str, Any]]:
-    """One item per gallery image: clean/perturbation/adversarial data URIs, labels and confidences."""
+def render_gallery(gallery: dict[str, Any], class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """One item per gallery image of a bench cell's result (``evaluate_cell``'s ``gallery``): clean /
+    perturbation / adversarial data URIs, labels and confidences."""
+    if not gallery or not gallery.get("true"):
+        return []
+    x, x_adv = unpack_images(gallery["x"]), unpack_images(gallery["x_adv"])
     items = []
-    for slot, i in enumerate(gallery_index.tolist()):
-        x_adv = outcome.gallery_x_adv[slot]
-        adv_label = int(outcome.adversarial.label[i])
+    for i, true in enumerate(gallery["true"]):
+        adv_label = gallery["adv_label"][i]
         items.append({
-            "clean": image_uri(x[i]), "adv": image_uri(x_adv), "delta": perturbation_uri(x_adv - x[i]),
-            "true": class_names[int(y[i])], "clean_pred": class_names[int(clean.label[i])],
-            "clean_conf": float(clean.confidence[i]), "adv_pred": class_names[adv_label],
-            "adv_conf": float(outcome.adversarial.confidence[i]), "fooled": adv_label != int(y[i]),
-            "linf": float(outcome.linf[i]), "l2": float(outcome.l2[i]),
+            "clean": image_uri(x[i]), "adv": image_uri(x_adv[i]), "delta": perturbation_uri(x_adv[i] - x[i]),
+            "true": class_names[true], "clean_pred": class_names[gallery["clean_label"][i]],
+            "clean_conf": gallery["clean_confidence"][i], "adv_pred": class_names[adv_label],
+            "adv_conf": gallery["adv_confidence"][i], "fooled": adv_label != true,
+            "linf": gallery["linf"][i], "l2": gallery["l2"][i],
         })
     return items

@@ -32,3 +32,13 @@ def _environment():  # noqa: ANN202 - jinja2 type
 def render(template: str, **context: Any) -> str:
     """Render ``template`` (a file in trustkit/report/templates) with ``context``."""
     return _environment().get_template(template).render(**context)
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a DataFrame (or a list of row dicts) as dicts, NaN and ±inf as None (templates print "–")."""
+    rows = frame.to_dict("records") if hasattr(frame, "to_dict") else frame
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                row[key] = None
+    return rows

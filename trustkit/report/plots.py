@@ -1,36 +1,12 @@
 """Matplotlib figures for reports, returned as embedded PNG data URIs."""
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import pandas as pd
 
 from trustkit.attacks.base import format_eps
-from trustkit.report.images import data_uri
-
-
-def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):  # noqa: ANN201 - matplotlib types
-    """``(figure, axes)`` on the non-interactive Agg backend; ``ncols`` > 1 gives a row of axes."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    # labels carry user strings (model and data set names): '$\\foo$' must print as text, not as mathtext
-    matplotlib.rcParams["text.parse_math"] = False
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=True)
-
-
-def figure_uri(fig) -> str:  # noqa: ANN001
-    """The figure as an embeddable PNG data URI (closes it)."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return data_uri(buffer.getvalue())
+from trustkit.images import figure_uri, new_figure  # noqa: F401 - the figure helpers every plot here uses
 
 
 def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:

@@ -12,9 +12,11 @@ from trustkit.attacks import format_eps
 from trustkit.data import get_spec, load_dataset
 from trustkit.models import MODELS, build_model
 from trustkit.models.store import save_checkpoint, store_path
+from trustkit.models.store import store_name as zoo_store_name
 from trustkit.runtime import log, prepare_model, seed_everything, select_device
 from trustkit.train import adversarial  # noqa: F401 - registers the adversarial recipes
-from trustkit.train.config import TrainConfig, default_config
+from trustkit.train.config import TrainConfig
+from trustkit.train.defaults import default_config
 from trustkit.train.distributed import Distributed
 from trustkit.train.fit import TrainHistory, fit
 from trustkit.train.recipes import RECIPES
@@ -33,8 +35,12 @@ class TrainedModel:
 
 
 def store_name(arch: str, dataset: str, recipe: str = "clean", eps: float = 0.0) -> str:
-    """Store entry of a zoo model: ``cnn-digits``; adversarially trained ``cnn-mnist-fgsm-rs-eps0.3``."""
-    base = f"{MODELS.canonical(arch)}-{get_spec(dataset).name}"
+    """Store entry of a zoo model: ``cnn-digits``; adversarially trained ``cnn-mnist-fgsm-rs-eps0.3``.
+
+    The clean name is :func:`trustkit.models.store.store_name` (the models layer resolves zoo names without
+    importing train); this adds the recipe and ε (a float in [0, 1] pixel units) suffix of the other recipes.
+    """
+    base = zoo_store_name(arch, dataset)
     if recipe == "clean":
         return base
     return f"{base}-{RECIPES.canonical(recipe)}-eps{format_eps(eps).replace('/', '-')}"

@@ -91,20 +91,3 @@ _RECIPE: dict[tuple[str, str, str], dict[str, Any]] = {
     ("cnn-small", "mnist", "n-fgsm"): {"noise": 1.0, "eps_warmup": 1.0, "epochs": 6},
     ("cnn-small", "mnist", "pgd"): {"attack_steps": 3, "eps_warmup": 1.0, "epochs": 8},
 }
-
-
-def _canonical_recipe(recipe: str) -> str:
-    from trustkit.train import adversarial  # noqa: F401 - late: registers the adversarial recipes (and aliases)
-    from trustkit.train.recipes import RECIPES
-
-    return RECIPES.canonical(recipe) if recipe in RECIPES else recipe
-
-
-def default_config(arch: str, dataset: str, recipe: str = "clean") -> TrainConfig:
-    """The default recipe for zoo model ``arch`` on ``dataset`` (a generic one for unlisted pairs)."""
-    config = _DEFAULTS.get((arch, dataset), TrainConfig())
-    if recipe != "clean":
-        recipe = _canonical_recipe(recipe)
-        config = replace(config, recipe=recipe, **_ADVERSARIAL.get((arch, dataset), {}))
-        config = replace(config, **_RECIPE.get((arch, dataset, recipe), {}))
-    return config

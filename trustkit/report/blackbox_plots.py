@@ -24,7 +24,7 @@ def success_at(curve: dict[str, Any], budget: int) -> float:
 
 def success_vs_queries(curves: Sequence[dict[str, Any]]) -> str:
     """Step plot of success rate (%) against queries per image (log scale), one line per entry of ``curves``
-    (each: ``label`` and a ``query_curve`` as recorded by ``trustkit.bench.evaluate.query_summary``)."""
+    (each: ``label`` and a ``query_curve`` as recorded by ``trustkit.attacks.evaluate.query_summary``)."""
     fig, ax = _figure(6.4, 3.8)
     largest = 1
     for entry in curves:

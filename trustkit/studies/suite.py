@@ -25,11 +25,11 @@ from typing import Any
 from trustkit.attacks import parse_eps
 from trustkit.attacks.art_bridge import ART_PREFIX
 from trustkit.attacks.base import NORMS, ThreatModel
-from trustkit.bench.cells import Cell
-from trustkit.bench.spec import ENGINES, AttackSpec
+from trustkit.attacks.spec import ENGINES, AttackSpec
 from trustkit.data import DATASETS
 from trustkit.errors import TrustkitError, UnknownNameError
 from trustkit.models import MODELS
+from trustkit.studies.bench_cells import Cell, defense_cells
 from trustkit.yamlspec import Located, SpecError, check_keys, load_yaml
 
 SUITE_KEYS = {"name": True, "description": False, "seed": False, "n": False, "batch_size": False, "models": True,
@@ -56,14 +56,10 @@ class Suite:
 
     def cell_count(self) -> int:
         """How many cells :meth:`cells` would build (computed without building them)."""
-        from trustkit.bench.run import defense_cells
-
         return (len(self.datasets) * len(self.models) * len(defense_cells(self.defenses)) * len(self.attacks)
                 * sum(len(grid) for _, grid in self.threat_models))
 
     def cells(self) -> list[Cell]:
-        from trustkit.bench.run import defense_cells
-
         return [Cell(model, dataset, attack, norm, eps, self.n, self.seed, self.batch_size, defense, self.name,
                      evaluation)
                 for dataset in self.datasets for model in self.models

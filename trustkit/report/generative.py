@@ -3,15 +3,24 @@ interpolation strips, metrics table and run metadata, rendered with ``gen.html.j
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
 import torch
 
-from trustkit.atomic import write_text
+from trustkit.data import get_spec
+from trustkit.generative import GenerativeModel
+from trustkit.generative.evaluate import GenEvaluation
+from trustkit.generative.latent import interpolation_method, random_interpolations
+from trustkit.generative.run import (INTERPOLATION_PAIRS, INTERPOLATION_STEPS, GenRunResult, _reconstructions,
+                                     parameter_counts, report_samples)
+from trustkit.generative.train import GenHistory
+
 from trustkit.generative.images import grid_uri, strips
 from trustkit.report.html import render
-from trustkit.report.images import image_uri
+from trustkit.images import image_uri
 from trustkit.report.plots import figure_uri as _to_uri, new_figure as _figure
 
 # Curves drawn on the losses panel, in this order when present; everything else numeric goes to the second.
@@ -63,11 +72,11 @@ def epoch_grids(grids: list[torch.Tensor], columns: int) -> list[dict[str, Any]]
     return [{"epoch": i + 1, "uri": grid_uri(g, columns)} for i, g in enumerate(grids)]
 
 
-def write_gen_report(path: Path, *, run_info: dict[str, Any], rows: list[dict[str, Any]],
+def render_gen_report(*, run_info: dict[str, Any], rows: list[dict[str, Any]],
                      history: list[dict[str, float]], grids: list[torch.Tensor], grid_columns: int,
                      samples: torch.Tensor, sample_columns: int, interpolations: torch.Tensor | None,
                      reconstructions: torch.Tensor | None, coverage: Any, per_class: list[dict[str, Any]],
-                     class_names: Sequence[str]) -> None:
+                     class_names: Sequence[str]) -> str:
     """Write the self-contained HTML report of a generative run to ``path``."""
     histogram = None
     if coverage is not None:
@@ -86,4 +95,45 @@ def write_gen_report(path: Path, *, run_info: dict[str, Any], rows: list[dict[st
         reconstructions=image_uri(strips(reconstructions)) if reconstructions is not None else None,
         histogram=histogram, per_class=per_class, feature_net=run_info.get("feature_net", ""),
     )
-    write_text(path, html)
+    return html
+
+
+def write_run(out: str | os.PathLike, *, kind: str, model: GenerativeModel, metadata: dict[str, Any],
+              checkpoint: Path, evaluation: GenEvaluation | None, history: GenHistory | None,
+              config: dict[str, Any], timings: dict[str, float], device: torch.device,
+              data_root: str | os.PathLike | None, seed: int) -> GenRunResult:
+    """Write the report folder of a run (see module doc) and return what it holds."""
+    arch, dataset = metadata["arch"], metadata["dataset"]
+    spec = get_spec(dataset)
+    samples, columns = report_samples(model, seed + 3)
+    method = interpolation_method(model)
+    interpolations = random_interpolations(model, INTERPOLATION_PAIRS, INTERPOLATION_STEPS, seed=seed + 4)
+    rows = evaluation.rows if evaluation else []
+    metrics = pd.DataFrame([{"model": arch, "dataset": dataset, **r} for r in rows],
+                           columns=["model", "dataset", "metric", "value", "unit", "n", "detail"])
+    epochs = history.epochs if history else metadata.get("history", [])
+    history_columns = list(dict.fromkeys(k for e in epochs for k in e))
+    from trustkit.rundir import write_run_folder
+
+    reconstructions = _reconstructions(model, dataset, data_root)
+
+    def html(info: dict[str, Any]) -> str:
+        return render_gen_report(run_info=info, rows=rows, history=[{k: e.get(k) for k in history_columns}
+                                                                    for e in epochs],
+                                 grids=history.grids if history else [], grid_columns=columns, samples=samples,
+                                 sample_columns=columns, interpolations=interpolations,
+                                 reconstructions=reconstructions, coverage=evaluation.coverage if evaluation else None,
+                                 per_class=evaluation.per_class if evaluation else [], class_names=spec.class_names)
+
+    run_dir, run_info = write_run_folder(
+        out, f"{kind}-{arch}-{dataset}", kind=kind, title=f"{arch} on {dataset}",
+        subtitle="generative model: training and evaluation" if kind == "gen-train" else "generative model: evaluation",
+        config={**config, "dataset": dataset, "seed": seed, "interpolation": method}, device=device, checks=[],
+        timings=timings, render_html=html,
+        tables={"results.csv": metrics, "history.csv": pd.DataFrame(epochs, columns=history_columns)},
+        model={"arch": arch, "family": model.kind, "conditional": model.conditional,
+               "checkpoint": str(checkpoint), "options": metadata.get("options", {}),
+               "recipe": metadata.get("recipe", {}), "class_names": list(spec.class_names),
+               "parameters": parameter_counts(model)["total"], "parameter_counts": parameter_counts(model)},
+        feature_net=evaluation.feature_net if evaluation else "", metrics={r["metric"]: r["value"] for r in rows})
+    return GenRunResult(run_dir, checkpoint, metrics, epochs, run_info)

@@ -8,6 +8,7 @@ import yaml
 
 from trustkit.attacks import ATTACKS, Attack, accepted_params, make_attack
 from trustkit.attacks.art_bridge import ART_PREFIX, ArtAttack, art_equivalent
+from trustkit.attacks.base import ThreatModel
 from trustkit.errors import InvalidArgumentError
 
 ENGINES = ("trustkit", "art")
@@ -86,3 +87,18 @@ def check_params_used(specs: list[AttackSpec], strict: dict[str, Any]) -> None:
                             if "." not in k})  # ensembles also take member.key forms: not listed
             raise InvalidArgumentError(f"no attack in this run takes parameter '{key}' "
                                        f"({', '.join(s.name for s in specs)} take: {', '.join(takes)})")
+
+
+def build_attacks(names: list[str], engine: str, params: dict[str, Any], strict: dict[str, Any], norm: str,
+                  eps_grid: list[float], batch_size: int) -> list[AttackSpec]:
+    """Parse and try-construct every attack, so bad names or parameters fail before any work starts."""
+    if not names:
+        raise InvalidArgumentError("no attack given; name one, e.g. 'trustkit bench fgsm'")
+    merged = {**{k: v for k, v in params.items() if v is not None}, **strict}
+    specs = [AttackSpec.parse(a, engine, merged) for a in names]
+    check_params_used(specs, strict)
+    for eps in eps_grid:
+        ThreatModel(norm, eps)  # raises on a norm/eps outside the threat model
+    for spec in specs:
+        spec.build(eps_grid[0], norm, batch_size)
+    return specs

@@ -4,7 +4,6 @@ rating per layer), membership.csv, model_inversion.csv and run.json; built in a 
 into place only when complete."""
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 from pathlib import Path
@@ -14,14 +13,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from trustkit.tables import write_csv
-from trustkit.atomic import atomic_dir
-from trustkit.bench.run import new_run_id
-from trustkit.report.html import render
-from trustkit.report.images import image_uri
-from trustkit.report.metadata import environment
-from trustkit.report.plots import figure_uri, new_figure
-from trustkit.runtime import device_description
+from trustkit.rundir import write_run_folder
+from trustkit.report.html import records, render
+from trustkit.images import image_uri
+from trustkit.images import figure_uri, new_figure
 
 GALLERY_COLUMNS = 8
 ATTACK_COLOURS = {"white-box": "#1f77b4", "inverse-net": "#d62728", "gen-prior": "#2ca02c"}
@@ -39,14 +34,6 @@ def strip_uri(images: torch.Tensor, min_side: int = 64) -> str:
         parts += [image, gap]
     return image_uri(torch.cat(parts[:-1], dim=2))
 
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = frame.to_dict("records")
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-                row[key] = None
-    return rows
 
 
 def leakage_figure(results: pd.DataFrame, chance: float, what: str) -> str:
@@ -133,7 +120,7 @@ def _membership_section(result: Any) -> dict[str, Any]:
         roc = roc_figure(result.membership_result)
     except Exception as exc:  # noqa: BLE001 - the other half of the audit must still render
         roc, result.info["membership_note"] = None, f"ROC figure failed ({type(exc).__name__}: {exc})"
-    return {"available": True, "note": result.info["membership_note"], "rows": _records(result.membership), "roc": roc}
+    return {"available": True, "note": result.info["membership_note"], "rows": records(result.membership), "roc": roc}
 
 
 def _model_inversion_section(result: Any) -> dict[str, Any]:
@@ -145,7 +132,7 @@ def _model_inversion_section(result: Any) -> dict[str, Any]:
         gallery = gallery_figure(result.model_inversion_result, real_means=result.real_means)
     except Exception as exc:  # noqa: BLE001
         gallery, result.info["model_inversion_note"] = None, f"gallery failed ({type(exc).__name__}: {exc})"
-    return {"available": True, "note": result.info["model_inversion_note"], "rows": _records(result.model_inversion),
+    return {"available": True, "note": result.info["model_inversion_note"], "rows": records(result.model_inversion),
             "gallery": gallery}
 
 
@@ -156,28 +143,17 @@ def write_audit_report(result: Any) -> Path:
     frame = result.results
     dataset = frame["dataset"].iloc[0]
     model = frame["model"].iloc[0]
-    run_id = new_run_id(f"privacy-{model}-{dataset}", out)
     reid = result.info["reid"]
-    device = result.info["device"]
-    info = {
-        "run_id": run_id, "kind": "privacy-audit", "title": f"Privacy audit: {model} on {dataset}",
-        "subtitle": f"feature inversion of {len(result.layers)} layer(s), {frame['n'].iloc[0]} victims",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": {**result.info["config"]}, "seed": config.seed, "device": device_description(device),
-        "sanity_checks": [c.to_dict() for c in result.checks],
-        "timings_seconds": {k: round(v, 3) for k, v in result.timings.items()},
-        **{k: v for k, v in result.info.items() if k not in ("config", "device")}, **environment(),
-    }
     baseline = frame[frame["kind"] == "baseline"].iloc[0]
     mitigated = frame[(frame["kind"] == "attack") & (frame["mitigation"] != "none")]
     context = {
-        "layers": _records(result.layers), "rows": _records(frame[frame["kind"] == "attack"]),
-        "baseline": _records(frame[frame["kind"] == "baseline"])[0],
-        "original": _records(frame[frame["kind"] == "original"])[0],
+        "layers": records(result.layers), "rows": records(frame[frame["kind"] == "attack"]),
+        "baseline": records(frame[frame["kind"] == "baseline"])[0],
+        "original": records(frame[frame["kind"] == "original"])[0],
         "galleries": _galleries(result),
         "leakage_plot": leakage_figure(frame, reid["chance"], reid["what"]),
         "mitigation_plot": mitigation_figure(frame, reid["what"]),
-        "mitigation_rows": _records(mitigated),
+        "mitigation_rows": records(mitigated),
         "mitigation_layer": mitigated["layer"].iloc[0] if len(mitigated) else None,
         "mitigation_strip": [{"label": name, "uri": strip_uri(images)} for name, images in result.mitigation_images.items()],
         "membership": _membership_section(result), "model_inversion": _model_inversion_section(result),
@@ -187,16 +163,20 @@ def write_audit_report(result: Any) -> Path:
         "n": int(frame["n"].iloc[0]), "model": model, "dataset": dataset, "baseline_ssim": float(baseline["ssim"]),
     }
     context["highest_risk"] = max(result.layers["risk"], key=lambda r: {"low": 0, "medium": 1, "high": 2}[r])
-    info["membership_note"] = result.info["membership_note"]
-    info["model_inversion_note"] = result.info["model_inversion_note"]
-    html = render("privacy.html.j2", env=info, run_id=run_id, created=info["created"], config=info["config"],
-                  config_json=json.dumps(info["config"], indent=2, default=str), device=info["device"],
-                  timings=info["timings_seconds"], title=info["title"], subtitle=info["subtitle"], **context)
-    with atomic_dir(out / run_id) as tmp:
-        write_csv(frame, tmp / "results.csv")
-        write_csv(result.layers, tmp / "layers.csv")
-        write_csv(result.membership, tmp / "membership.csv")
-        write_csv(result.model_inversion, tmp / "model_inversion.csv")
-        (tmp / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
-        (tmp / "report.html").write_text(html, encoding="utf-8")
-    return out / run_id
+    extra = {k: v for k, v in result.info.items() if k not in ("config", "device")}
+
+    def html(info: dict) -> str:
+        return render("privacy.html.j2", env=info, run_id=info["run_id"], created=info["created"],
+                      config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
+                      device=info["device"], timings=info["timings_seconds"], title=info["title"],
+                      subtitle=info["subtitle"], **context)
+
+    folder, _ = write_run_folder(
+        out, f"privacy-{model}-{dataset}", kind="privacy-audit", title=f"Privacy audit: {model} on {dataset}",
+        subtitle=f"feature inversion of {len(result.layers)} layer(s), {frame['n'].iloc[0]} victims",
+        config={**result.info["config"], "seed": config.seed}, device=result.info["device"], checks=result.checks,
+        timings=result.timings, render_html=html,
+        tables={"results.csv": frame, "layers.csv": result.layers, "membership.csv": result.membership,
+                "model_inversion.csv": result.model_inversion}, **extra)
+    return folder
+

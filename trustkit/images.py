@@ -1,4 +1,5 @@
-"""Images for reports: tensors -> embedded PNG data URIs (no external files, opens offline)."""
+"""Images and figures as bytes: tensors -> PNG, PNG data URIs, matplotlib figures (no external files; reports
+embed them and open offline)."""
 from __future__ import annotations
 
 import base64
@@ -38,3 +39,26 @@ def perturbation_uri(delta: torch.Tensor) -> str:
     peak = float(delta.abs().max())
     shown = 0.5 + delta / (2 * peak) if peak > 0 else torch.full_like(delta, 0.5)
     return image_uri(shown)
+
+
+def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):  # noqa: ANN201 - matplotlib types
+    """``(figure, axes)`` on the non-interactive Agg backend; ``ncols`` > 1 gives a row of axes."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    # labels carry user strings (model and data set names): '$\\foo$' must print as text, not as mathtext
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=True)
+
+
+def figure_uri(fig) -> str:  # noqa: ANN001
+    """The figure as an embeddable PNG data URI (closes it)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return data_uri(buffer.getvalue())

@@ -1,72 +1,64 @@
-"""``trustkit detect build|train|eval`` (and the options ``trustkit bench fakes`` shares)."""
+"""``trustkit detect build|train|eval``, and ``trustkit bench fakes`` (which shares their options)."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import click
 
-from trustkit.cli_types import SEED
+from trustkit.cli import options as opt
+from trustkit.cli.bench import bench_workload
+from trustkit.cli.tables import blank, print_table
 from trustkit.detection.data import DEFAULT_GENERATORS
 from trustkit.detection.perturb import PERTURBATIONS
 
 
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
-
-
 def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options that pick the real/fake data (shared by build, train, eval and bench fakes)."""
-    options = [
-        click.option("--dataset", "-d", default="faces", show_default=True,
-                     help="Real images: faces (UTKFace 64×64), or any data set such as digits, mnist, cifar10."),
+    return opt.compose(
+        opt.dataset("Real images: faces (UTKFace 64×64), or any data set such as digits, mnist, cifar10.",
+                    default="faces"),
         click.option("--generators", "-g", multiple=True,
                      help=f"Generators whose fakes are used, comma-separated (default {','.join(DEFAULT_GENERATORS)}); "
                           "missing ones are trained first with `trustkit gen train` defaults."),
         click.option("--n-train", type=int, default=2000, show_default=True, help="Real (and fake) training images."),
         click.option("--n-val", type=int, default=500, show_default=True, help="Validation images (threshold calibration)."),
         click.option("--n-test", type=int, default=1000, show_default=True, help="Test images per class."),
-        click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for subsets, samples and training."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps."),
-        click.option("--data-root", type=click.Path(file_okay=False), help="Folder with local data sets."),
-        click.option("--no-cache", is_flag=True, help="Rebuild data and retrain detectors instead of reusing them."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+        opt.seed("Seed for subsets, samples and training."),
+        opt.device("auto, cpu, cuda or mps."),
+        opt.data_root("Folder with local data sets."),
+        opt.no_cache("Rebuild data and retrain detectors instead of reusing them."),
+    )(function)
 
 
 def eval_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    """The options of the evaluation: detectors, evasion budgets and steps, degradations, report folder."""
+    return opt.compose(
         click.option("--detectors", multiple=True, help="Detectors, comma-separated (default: cnn,spectral,dct)."),
-        click.option("--eps", "-e", multiple=True,
-                     help="Evasion budgets (linf, pixel scale; default 1/255,2/255,4/255,8/255)."),
-        click.option("--attack-steps", type=int, default=10, show_default=True, help="PGD steps of the evasion attack."),
+        opt.eps("Evasion budgets (linf, pixel scale; default 1/255,2/255,4/255,8/255)."),
+        opt.attack_steps("PGD steps of the evasion attack.", default=10),
         click.option("--degradations", multiple=True,
                      help=f"Degradations to test (default all: {', '.join(PERTURBATIONS)}); 'none' skips them."),
-        click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
-                     help="Folder that receives <run-id>/report.html, results.csv and run.json."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+        opt.out("Folder that receives <run-id>/report.html, results.csv and run.json."),
+    )(function)
 
 
 def fakes_config(**options: Any):  # noqa: ANN201 - FakesConfig
     from trustkit.detection.run import FakesConfig
 
+    split = opt.split_list
     config = FakesConfig(dataset=options["dataset"], n_train=options["n_train"], n_val=options["n_val"],
                          n_test=options["n_test"], seed=options["seed"], device=options["device"],
                          data_root=options["data_root"], use_cache=not options["no_cache"])
     if options.get("generators"):
-        config.generators = _split(options["generators"])
+        config.generators = split(options["generators"])
     if options.get("detectors"):
-        config.detectors = _split(options["detectors"])
+        config.detectors = split(options["detectors"])
     if options.get("eps"):
-        config.eps = _split(options["eps"])
+        config.eps = split(options["eps"])
     if "attack_steps" in options:
         config.attack_steps = options["attack_steps"]
     if options.get("degradations"):
-        chosen = _split(options["degradations"])
+        chosen = split(options["degradations"])
         config.perturbations = [] if chosen == ["none"] else chosen
     if "out" in options:
         config.out = options["out"]
@@ -74,15 +66,20 @@ def fakes_config(**options: Any):  # noqa: ANN201 - FakesConfig
 
 
 def run_and_print(**options: Any) -> None:
-    from trustkit.detection.run import run_fakes
+    from trustkit.engine import run_fakes
 
     result = run_fakes(fakes_config(**options).validate())
-    clean = result.results[(result.results["kind"] == "cross-generator")
-                           & (result.results["train_generator"] == result.results["test_generator"])]
-    table = clean.pivot(index="detector", columns="test_generator", values="auc")
-    click.echo("in-distribution AUC (rows: detector, columns: generator)")
-    click.echo(table.round(4).to_string())
+    print_fakes(result.results)
     click.echo(f"report: {result.report}")
+
+
+def print_fakes(results: Any) -> None:
+    """In-distribution AUC: one row per detector, one column per generator it was trained and tested on."""
+    clean = results[(results["kind"] == "cross-generator") & (results["train_generator"] == results["test_generator"])]
+    table = clean.pivot(index="detector", columns="test_generator", values="auc")
+    frame = table.rename_axis(index="detector", columns=None).reset_index()
+    values = {str(g): (lambda row, g=g: "–" if blank(row[g]) else f"{row[g]:.4f}") for g in table.columns}
+    print_table(frame, ["detector"], values, title="in-distribution AUC (rows: detector, columns: generator)")
 
 
 @click.group()
@@ -147,5 +144,21 @@ def evaluate(**options: Any) -> None:
     \b
         trustkit detect eval --dataset faces --data-root ../data
         trustkit detect eval --dataset digits --generators dcgan,conv-vae --n-train 500 --n-test 300
+    """
+    run_and_print(**options)
+
+
+@bench_workload("fakes")
+@click.command()
+@data_options
+@eval_options
+def bench_fakes(**options: Any) -> None:
+    """Can generated images be caught, and can the detectors be evaded? Trains the generators (if missing),
+    builds balanced real/fake sets, trains the CNN, spectral and DCT detectors on each generator, and reports
+    in-distribution and cross-generator AUC, degradations and PGD evasion (same as `trustkit detect eval`).
+
+    \b
+        trustkit bench fakes --data-root ../data                      # UTKFace faces, four generators
+        trustkit bench fakes --dataset digits --generators dcgan,conv-vae --n-train 500 --n-test 300
     """
     run_and_print(**options)

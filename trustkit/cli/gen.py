@@ -1,7 +1,7 @@
 """``trustkit gen``: train, sample, interpolate, do latent arithmetic with, and evaluate generative models.
 
-Registered on the main command tree by one line in ``trustkit/cli.py``; errors raise TrustkitError, which
-the main entry point turns into one line and exit code 2.
+Registered on the main command tree in ``trustkit/cli/__init__.py``; errors raise TrustkitError, which the main
+entry point turns into one line and exit code 2.
 """
 from __future__ import annotations
 
@@ -9,24 +9,20 @@ from typing import Any, Sequence
 
 import click
 
-from trustkit.cli_types import SEED
+from trustkit.cli import options as opt
+from trustkit.cli.options import split_list
+from trustkit.cli.tables import print_table
 
-DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
-DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda or mps."
 MODEL_SPEC_HELP = ("A generative model name (its store entry for --dataset, e.g. dcgan -> gen-dcgan-mnist), a "
                    "store entry such as gen-dcgan-mnist, or a .safetensors checkpoint.")
 DATASET_HELP = "digits (embedded), mnist, cifar10 or faces. For a checkpoint: its own data set by default."
-
-
-def _split(values: Sequence[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 def _floats(values: Sequence[str], option: str) -> list[float]:
     from trustkit.errors import InvalidArgumentError
 
     try:
-        return [float(v) for v in _split(values)]
+        return [float(v) for v in split_list(values)]
     except ValueError:
         raise InvalidArgumentError(f"{option} takes numbers such as -2,-1,0,1,2; got '{','.join(values)}'") from None
 
@@ -51,7 +47,7 @@ def _class_labels(values: Sequence[str], class_names: Sequence[str]) -> list[int
 
     labels = []
     lowered = [c.lower() for c in class_names]
-    for value in _split(values):
+    for value in split_list(values):
         if value.lower() in lowered:
             labels.append(lowered.index(value.lower()))
         elif value.isdigit() and int(value) < len(class_names):
@@ -84,17 +80,24 @@ gen = click.Group(
 )
 
 
+def _classifier(help: str) -> opt.Decorator:  # noqa: A002
+    return click.option("--classifier", default="cnn", show_default=True, help=help)
+
+
+_trained_model = opt.compose(opt.model(MODEL_SPEC_HELP, required=True), opt.dataset(DATASET_HELP, default=None))
+_report_out = opt.out("Folder that receives <run-id>/report.html, results.csv, history.csv and run.json.")
+
+
 def _eval_options(fn: Any) -> Any:
     for option in reversed([
-        click.option("--n", "n", type=int, default=2000, show_default=True,
-                     help="Generated samples (and at most as many test images) for FID, KID, precision/recall."),
+        opt.n("Generated samples (and at most as many test images) for FID, KID, precision/recall.", default=2000,
+              short=False),
         click.option("--iw-samples", type=int, default=100, show_default=True,
                      help="VAEs: importance samples K of the NLL bound (larger = tighter, slower)."),
         click.option("--nll-images", type=int, default=2000, show_default=True,
                      help="VAEs: test images for the ELBO/NLL (0 = the whole test split)."),
-        click.option("--classifier", default="cnn", show_default=True,
-                     help="Zoo classifier whose penultimate features define the domain FID (trained and cached "
-                          "on first use)."),
+        _classifier("Zoo classifier whose penultimate features define the domain FID (trained and cached "
+                    "on first use)."),
     ]):
         fn = option(fn)
     return fn
@@ -109,39 +112,32 @@ def _eval_config(n: int, iw_samples: int, nll_images: int, classifier: str, seed
 
 
 def _print_metrics(result: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
+    """One row per metric: its value, unit and sample count."""
     if len(result.metrics):
-        table = Table(title=f"{result.run_info['model']['arch']} on {result.run_info['config']['dataset']}")
-        for column in ("metric", "value", "unit", "n"):
-            table.add_column(column, justify="left" if column in ("metric", "unit") else "right")
-        for row in result.metrics.itertuples():
-            table.add_row(row.metric, f"{row.value:.4g}", row.unit, str(row.n))
-        console.print(table)
+        values = {"value": lambda row: f"{row['value']:.4g}", "unit": lambda row: str(row["unit"]),
+                  "n": lambda row: str(row["n"])}
+        print_table(result.metrics, ["metric"], values, justify={"unit": "left"},
+                    title=f"{result.run_info['model']['arch']} on {result.run_info['config']['dataset']}")
 
 
 @gen.command()
-@click.option("--model", "-m", required=True, help="Generative model to train (see 'trustkit gen list').")
-@click.option("--dataset", "-d", default="digits", show_default=True, help="digits (embedded), mnist, cifar10 or faces.")
-@click.option("--epochs", type=int, help="Passes over the training set (default: per model family and data set).")
-@click.option("--batch-size", type=int, help="Mini-batch size (default 32 on digits, 128 on MNIST/CIFAR, 64 on faces).")
-@click.option("--lr", type=float, help="Adam learning rate (default: the model's paper value, e.g. 2e-4 for DCGAN).")
+@opt.model("Generative model to train (see 'trustkit gen list').", required=True)
+@opt.dataset("digits (embedded), mnist, cifar10 or faces.")
+@opt.epochs("Passes over the training set (default: per model family and data set).")
+@opt.batch_size("Mini-batch size (default 32 on digits, 128 on MNIST/CIFAR, 64 on faces).", default=None)
+@opt.lr("Adam learning rate (default: the model's paper value, e.g. 2e-4 for DCGAN).")
 @click.option("--latent-dim", type=int, help="Length of the latent vector z (default: per model and image size).")
 @click.option("--width", type=int, help="Base channel count of convolutional models (default: per image size).")
-@click.option("--beta", type=float, help="VAEs: weight of the KL term (1 = standard VAE; beta-vae defaults to 4).")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for initialisation, shuffling and sampling.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--download", is_flag=True, help="Fetch a missing MNIST/CIFAR-10 with torchvision (needs internet).")
+@opt.beta("VAEs: weight of the KL term (1 = standard VAE; beta-vae defaults to 4).")
+@opt.seed("Seed for initialisation, shuffling and sampling.")
+@opt.device()
+@opt.data_options(download_help="Fetch a missing MNIST/CIFAR-10 with torchvision (needs internet).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Save the model here (one .safetensors file) instead of the store entry gen-<model>-<dataset>.")
 @click.option("--eval/--no-eval", "evaluate", default=True, show_default=True,
               help="Measure domain FID, KID, precision/recall, coverage (and NLL for VAEs) after training.")
 @_eval_options
-@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
-              help="Folder that receives <run-id>/report.html, results.csv, history.csv and run.json.")
+@_report_out
 def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None,
           latent_dim: int | None, width: int | None, beta: float | None, seed: int, device: str,
           data_root: str | None, download: bool, checkpoint: str | None, evaluate: bool, n: int, iw_samples: int,
@@ -155,7 +151,7 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
     """
     from trustkit.errors import InvalidArgumentError
     from trustkit.generative import GENERATIVE_MODELS
-    from trustkit.generative.run import run_gen_train
+    from trustkit.engine import run_gen_train
 
     GENERATIVE_MODELS.canonical(model)
     _positive(epochs=epochs, batch_size=batch_size, latent_dim=latent_dim, width=width)
@@ -176,17 +172,15 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
 
 
 @gen.command()
-@click.option("--model", "-m", required=True, help=MODEL_SPEC_HELP)
-@click.option("--dataset", "-d", help=DATASET_HELP)
-@click.option("--n", "n", type=int, default=64, show_default=True, help="Number of samples (ignored with --per-class).")
+@_trained_model
+@opt.n("Number of samples (ignored with --per-class).", default=64, short=False)
 @click.option("--class", "classes", multiple=True,
               help="Conditional models: class(es) to generate, by name or number; repeat or comma-separate.")
 @click.option("--per-class", is_flag=True, help="Conditional models: a grid with one row per class.")
 @click.option("--columns", type=int, default=8, show_default=True, help="Images per grid row.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the latents.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--out", "-o", default="samples.png", show_default=True, type=click.Path(dir_okay=False),
-              help="PNG file to write the grid to.")
+@opt.seed("Seed of the latents.")
+@opt.device()
+@opt.out("PNG file to write the grid to.", default="samples.png", file=True)
 def sample(model: str, dataset: str | None, n: int, classes: tuple[str, ...], per_class: bool, columns: int,
            seed: int, device: str, out: str) -> None:
     """Draw samples from a trained model and save them as one PNG grid.
@@ -221,19 +215,17 @@ def sample(model: str, dataset: str | None, n: int, classes: tuple[str, ...], pe
 
 
 @gen.command()
-@click.option("--model", "-m", required=True, help=MODEL_SPEC_HELP)
-@click.option("--dataset", "-d", help=DATASET_HELP)
+@_trained_model
 @click.option("--pairs", type=int, default=6, show_default=True, help="Number of strips (start/end pairs).")
-@click.option("--steps", type=int, default=10, show_default=True, help="Images per strip, ends included.")
+@opt.steps("Images per strip, ends included.", default=10)
 @click.option("--method", type=click.Choice(["auto", "slerp", "linear"]), default="auto", show_default=True,
               help="Path between latents: slerp (spherical, for Gaussian priors) or linear; auto picks.")
 @click.option("--images", "between_images", is_flag=True,
               help="AE/VAE: walk between the codes of pairs of test images instead of random latents.")
-@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the latents / image pairs.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--out", "-o", default="interpolation.png", show_default=True, type=click.Path(dir_okay=False),
-              help="PNG file to write the strips to.")
+@opt.data_root()
+@opt.seed("Seed of the latents / image pairs.")
+@opt.device()
+@opt.out("PNG file to write the strips to.", default="interpolation.png", file=True)
 def interpolate(model: str, dataset: str | None, pairs: int, steps: int, method: str, between_images: bool,
                 data_root: str | None, seed: int, device: str, out: str) -> None:
     """Walk the latent space between pairs of points; one strip per pair.
@@ -272,19 +264,17 @@ def interpolate(model: str, dataset: str | None, pairs: int, steps: int, method:
 
 
 @gen.command()
-@click.option("--model", "-m", required=True, help=MODEL_SPEC_HELP)
-@click.option("--dataset", "-d", help=DATASET_HELP)
+@_trained_model
 @click.option("--attribute", "-a", required=True,
               help="NAME=VALUE or NAME>=VALUE: gender=female, age>=60, race=asian (faces), class=3 (any data set).")
-@click.option("--alpha", "alphas", multiple=True, help="Multiples α of the attribute vector (default -2,-1,0,1,2).")
+@opt.alpha("Multiples α of the attribute vector (default -2,-1,0,1,2).", dest="alphas", several=True)
 @click.option("--rows", type=int, default=6, show_default=True, help="Start points (rows of the output).")
-@click.option("--classifier", default="cnn", show_default=True,
-              help="GANs: zoo classifier that labels samples to find the class vector.")
-@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the sampled latents.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--out", "-o", default="arithmetic.png", show_default=True, type=click.Path(dir_okay=False),
-              help="PNG file: one row per start point, one column per α (encoder models: input image first).")
+@_classifier("GANs: zoo classifier that labels samples to find the class vector.")
+@opt.data_root()
+@opt.seed("Seed of the sampled latents.")
+@opt.device()
+@opt.out("PNG file: one row per start point, one column per α (encoder models: input image first).",
+         default="arithmetic.png", file=True)
 def arithmetic(model: str, dataset: str | None, attribute: str, alphas: tuple[str, ...], rows: int,
                classifier: str, data_root: str | None, seed: int, device: str, out: str) -> None:
     """Latent arithmetic z' = z + α·v, v = mean latent with the attribute − mean latent without.
@@ -317,14 +307,12 @@ def arithmetic(model: str, dataset: str | None, attribute: str, alphas: tuple[st
 
 
 @gen.command(name="eval")
-@click.option("--model", "-m", required=True, help=MODEL_SPEC_HELP)
-@click.option("--dataset", "-d", help=DATASET_HELP)
+@_trained_model
 @_eval_options
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the samples and subsets.")
-@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--data-root", type=click.Path(file_okay=False), help=DATA_ROOT_HELP)
-@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
-              help="Folder that receives <run-id>/report.html, results.csv, history.csv and run.json.")
+@opt.seed("Seed of the samples and subsets.")
+@opt.device()
+@opt.data_root()
+@_report_out
 def evaluate(model: str, dataset: str | None, n: int, iw_samples: int, nll_images: int, classifier: str, seed: int,
              device: str, data_root: str | None, out: str) -> None:
     """Measure a trained model (domain FID, KID, precision/recall, coverage, VAE NLL) and write a report.
@@ -333,7 +321,7 @@ def evaluate(model: str, dataset: str | None, n: int, iw_samples: int, nll_image
         trustkit gen eval --model dcgan --dataset mnist --data-root ../shared/data
         trustkit gen eval --model vae --dataset mnist --data-root ../shared/data --nll-images 0 --iw-samples 1000
     """
-    from trustkit.generative.run import run_gen_eval
+    from trustkit.engine import run_gen_eval
 
     eval_config = _eval_config(n, iw_samples, nll_images, classifier, seed)
     result = run_gen_eval(model, dataset, eval_config=eval_config, seed=seed, device=device, data_root=data_root,

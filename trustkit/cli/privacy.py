@@ -1,45 +1,34 @@
 """``trustkit privacy``: the privacy audit from the command line (``trustkit privacy audit ...``)."""
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
 import click
 
-from trustkit.cli_types import SEED
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _split(values: Sequence[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+from trustkit.cli import options as opt
+from trustkit.cli.tables import percent, print_flags, print_table
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(context_settings=opt.CONTEXT)
 def privacy() -> None:
     """Privacy audits: feature inversion per layer, membership inference, model inversion."""
 
 
-@privacy.command(context_settings=CONTEXT)
-@click.option("--model", "-m", default="cnn", show_default=True,
-              help="Target classifier: zoo name (trained and cached on first use), store entry, .safetensors "
-                   "checkpoint or (with --trust-code) package.module:factory (TorchScript cannot take feature hooks).")
-@click.option("--trust-code", is_flag=True,
-              help="Allow --model to be package.module:factory: it is code, and loading it runs it, so pass this "
-                   "only if you trust its author. Zoo names and .safetensors checkpoints never need it.")
-@click.option("--dataset", "-d", default="digits", show_default=True,
-              help="digits (embedded; re-identification then names digit classes), mnist, olivetti (40 people: "
-                   "identity re-identification), faces, cifar10.")
+@privacy.command(context_settings=opt.CONTEXT)
+@opt.model_options("Target classifier: zoo name (trained and cached on first use), store entry, .safetensors "
+                   "checkpoint or (with --trust-code) package.module:factory (TorchScript cannot take feature hooks).",
+                   trust_help="Allow --model to be package.module:factory: it is code, and loading it runs it, so "
+                              "pass this only if you trust its author. Zoo names and .safetensors checkpoints never "
+                              "need it.")
+@opt.dataset("digits (embedded; re-identification then names digit classes), mnist, olivetti (40 people: "
+             "identity re-identification), faces, cifar10.")
 @click.option("--layers", "-l", "layers", multiple=True,
               help="Layers whose features are shared, repeatable or comma-separated: aliases (conv1, relu1, pool1, "
                    "relu2, fc1 ...) or module names (net.1). Default: every ReLU and pooling output.")
 @click.option("--attacks", "-a", "attacks", multiple=True,
               help="Inversion attacks, comma-separated: white-box (optimisation + TV prior), inverse-net (learned "
                    "decoder, black-box), gen-prior (latent search through a trustkit VAE/GAN). Default: all three.")
-@click.option("--n", "-n", "n", type=int, help="Victims: test images, balanced over classes (default 40 on "
-              "olivetti — one per person — else 32).")
-@click.option("--steps", type=int, default=300, show_default=True, help="White-box optimisation steps.")
-@click.option("--restarts", type=int, help="White-box random restarts, best kept (default 2; 1 above 32×32).")
+@opt.n("Victims: test images, balanced over classes (default 40 on olivetti — one per person — else 32).")
+@opt.steps("White-box optimisation steps.", default=300)
+@opt.restarts("White-box random restarts, best kept (default 2; 1 above 32×32).")
 @click.option("--tv-weight", type=float, default=0.02, show_default=True, help="White-box total-variation weight λ.")
 @click.option("--inverse-steps", type=int, help="Inverse-network training steps (default 1500 of 64 images; 600 of 32 "
               "above 32×32).")
@@ -59,13 +48,10 @@ def privacy() -> None:
               help="Run MIFace class-representative model inversion.")
 @click.option("--mi-classes", type=int, default=10, show_default=True, help="Classes MIFace rebuilds (the first K).")
 @click.option("--mi-iter", type=int, default=300, show_default=True, help="MIFace iterations.")
-@click.option("--device", default="auto", show_default=True, help="auto (cuda > mps > cpu), cpu, cuda or mps.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for victims, restarts and training.")
-@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(file_okay=False),
-              help="Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
-@click.option("--data-root", type=click.Path(file_okay=False),
-              help="Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data).")
-@click.option("--download", is_flag=True, help="Fetch a missing data set into the first data root (needs internet).")
+@opt.device()
+@opt.seed("Seed for victims, restarts and training.")
+@opt.out("Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
+@opt.data_options(download_help="Fetch a missing data set into the first data root (needs internet).")
 def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
           restarts: int | None, tv_weight: float, inverse_steps: int | None, prior: str, prior_steps: int,
           reid_steps: int | None, mitigations: str | None, mitigation_layer: str | None, membership: bool,
@@ -86,17 +72,19 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
         trustkit privacy audit --model cnn --dataset olivetti --data-root ../data
         trustkit privacy audit -d mnist --data-root ../data --layers relu1,relu2,relu3 --attacks white-box -n 16
     """
-    from trustkit.privacy.audit import AuditConfig, run_audit
+    from trustkit.engine import run_audit
+    from trustkit.privacy.audit import AuditConfig
     from trustkit.privacy.mitigations import DEFAULT_MITIGATIONS
 
+    split = opt.split_list
     if mitigations is None:
         chosen = list(DEFAULT_MITIGATIONS)
     elif mitigations.strip().lower() in ("none", ""):
         chosen = []
     else:
-        chosen = _split([mitigations])
-    config = AuditConfig(model=model, dataset=dataset, layers=_split(layers) or None,
-                         attacks=_split(attacks) or ["white-box", "inverse-net", "gen-prior"], n=n, seed=seed,
+        chosen = split([mitigations])
+    config = AuditConfig(model=model, dataset=dataset, layers=split(layers) or None,
+                         attacks=split(attacks) or ["white-box", "inverse-net", "gen-prior"], n=n, seed=seed,
                          device=device, data_root=data_root, download=download, out=out, whitebox_steps=steps,
                          whitebox_restarts=restarts, tv_weight=tv_weight, inverse_steps=inverse_steps, prior=prior,
                          prior_steps=prior_steps, reid_steps=reid_steps, mitigations=chosen,
@@ -104,32 +92,29 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
                          model_inversion=model_inversion, mi_classes=mi_classes, mi_max_iter=mi_iter,
                          trust_code=trust_code)
     result = run_audit(config)
-    _print(result)
+    print_audit(result)
     click.echo(f"report: {result.report / 'report.html'}")
 
 
-def _print(result) -> None:  # noqa: ANN001 - AuditResult
+def print_audit(result) -> None:  # noqa: ANN001 - AuditResult
+    """The worst case per layer, the membership-inference line(s) and the sanity flags."""
     from rich.console import Console
-    from rich.table import Table
 
     def pct(value: float) -> str:
-        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0%}"
+        return percent(value, 0)
 
+    values = {"features": lambda row: str(row["feature_shape"]), "risk": lambda row: str(row["risk"]),
+              "best PSNR": lambda row: f"{row['best_psnr']:.1f} dB", "best SSIM": lambda row: f"{row['best_ssim']:.3f}",
+              "re-id top-1": lambda row: pct(row["best_reid_top1"]), "top-5": lambda row: pct(row["best_reid_top5"]),
+              "strongest": lambda row: str(row["strongest_attack"])}
+    print_table(result.layers.sort_values("layer_order"), ["layer"], values,
+                title="feature inversion: worst case per layer",
+                justify={"features": "left", "risk": "left", "strongest": "left"})
     console = Console()
-    table = Table(title="feature inversion: worst case per layer", title_justify="left")
-    for column in ("layer", "features", "risk", "best PSNR", "best SSIM", "re-id top-1", "top-5", "strongest"):
-        table.add_column(column, justify="right" if column.startswith(("best", "re-id", "top")) else "left")
-    for _, row in result.layers.sort_values("layer_order").iterrows():
-        table.add_row(row["layer"], row["feature_shape"], row["risk"], f"{row['best_psnr']:.1f} dB",
-                      f"{row['best_ssim']:.3f}", pct(row["best_reid_top1"]), pct(row["best_reid_top5"]),
-                      row["strongest_attack"])
-    console.print(table)
     if len(result.membership):
         for _, row in result.membership.iterrows():
             console.print(f"membership inference {row.get('attack')}: AUC {row.get('auc', float('nan')):.3f}, "
                           f"TPR@1%FPR {pct(row.get('tpr_at_1pct_fpr'))}", highlight=False)
     else:
         console.print(f"membership inference: {result.info['membership_note']}", highlight=False)
-    for check in result.checks:
-        if check.status == "flag":
-            console.print(f"[bold yellow]sanity flag:[/] {check.name}: {check.detail}", markup=True, highlight=False)
+    print_flags(result.checks)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trustkit.attacks import Attack, perturbation_norms
+from trustkit.attacks.queries import QueryCounter
 from trustkit.errors import InvalidArgumentError
 from trustkit.models.inference import predict_logits
 from trustkit.runtime import ProgressTask
@@ -193,8 +194,6 @@ def run_counting_queries(attack: Attack, model: nn.Module, x: torch.Tensor,
     if hasattr(attack, "last_queries"):
         x_adv = attack(model, x, y).to("cpu")
         return x_adv, attack.last_queries.to("cpu", torch.long)
-    from trustkit.blackbox.queries import QueryCounter
-
     counter = QueryCounter(model)
     outputs, counts = [], []
     for i in range(len(x)):

@@ -1,0 +1,68 @@
+"""``trustkit list``: the registries (models, attacks, data sets), the suites and the stored checkpoints."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+LISTABLE = ("models", "attacks", "datasets", "suites", "checkpoints")
+
+
+@click.command(name="list")
+@click.argument("what", type=click.Choice(LISTABLE), required=False)
+def list_(what: str | None) -> None:
+    """Show what exists: models, attacks, datasets, checkpoints (default: all)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from trustkit.errors import TrustkitError
+
+    console = Console()
+    for kind in [what] if what else LISTABLE:
+        table = Table(title=kind, title_justify="left")
+        if kind == "suites":
+            from trustkit.studies.suite import available_suites, load_suite
+
+            table.add_column("suite")
+            table.add_column("cells", justify="right")
+            table.add_column("description")
+            table.add_column("file")
+            for name, path in available_suites().items():
+                try:
+                    suite = load_suite(str(path))
+                    table.add_row(name, str(len(suite.cells())), suite.description, str(path))
+                except TrustkitError as exc:
+                    table.add_row(name, "invalid", str(exc), str(path))
+        elif kind == "checkpoints":
+            from trustkit.models.store import list_checkpoints, read_metadata, store_dir
+
+            table.add_column("store entry")
+            table.add_column("test accuracy", justify="right")
+            table.add_column("created")
+            for weights in list_checkpoints():
+                try:
+                    meta = read_metadata(weights)
+                    accuracy = meta.get("metrics", {}).get("clean_accuracy")
+                    table.add_row(weights.stem, f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "?",
+                                  meta.get("created", "?"))
+                except TrustkitError:
+                    table.add_row(weights.stem, "unreadable", "")
+            table.caption = f"in {store_dir()}"
+        else:
+            table.add_column("name")
+            table.add_column("aliases")
+            table.add_column("description")
+            for entry in _registry(kind).entries():
+                table.add_row(entry.name, ", ".join(entry.aliases), entry.summary)
+        console.print(table)
+
+
+def _registry(kind: str) -> Any:
+    if kind == "models":
+        from trustkit.models import MODELS
+        return MODELS
+    if kind == "attacks":
+        from trustkit.attacks import ATTACKS
+        return ATTACKS
+    from trustkit.data import DATASETS
+    return DATASETS

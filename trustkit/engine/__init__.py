@@ -1,0 +1,70 @@
+"""The study engine: runs any study's cells (cache, resume, failure isolation, progress) on this machine, in
+processes or on a Ray cluster, and writes its run folder. See :mod:`trustkit.engine.core`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trustkit.engine.backends import BACKENDS
+from trustkit.engine.cache import CellCache
+from trustkit.engine.core import RunResult, execute, run
+from trustkit.engine.workloads import run_audit, run_fakes, run_gen_eval, run_gen_train
+from trustkit.studies.bench import MAX_CELLS, BenchConfig, bench_study, capped_jobs, suite_study
+
+if TYPE_CHECKING:
+    from trustkit.blackbox.substitute import SubstituteConfig, SubstituteResult
+    from trustkit.blackbox.transfer import TransferConfig, TransferResult
+
+BenchResult = RunResult  # what run_bench / run_suite return
+
+
+def run_bench(config: BenchConfig, *, model: Any = None) -> RunResult:
+    """Run every (attack, eps) cell of ``config`` and write ``<out>/<run-id>/`` (report.html, results.csv,
+    per_class.csv, run.json). The folder appears only when complete. ``model`` (an ``nn.Module``) overrides
+    ``config.model`` for Python callers; such runs are not cached."""
+    study = bench_study(config, model=model)
+    return run(study, out=config.out, device=config.device, backend=config.backend,
+               jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache and model is None,
+               ray_address=config.ray_address)
+
+
+def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", data_root: str | None = None,
+              download: bool = False, jobs: int = 1, use_cache: bool = True, probes: bool = True,
+              max_cells: int = MAX_CELLS, n: int | None = None, seed: int | None = None, trust_code: bool = False,
+              backend: str = "local", ray_address: str | None = None) -> RunResult:
+    """Run every cell of a suite (name or YAML path), reusing cached cells; ``n``/``seed`` override the file's.
+    ``trust_code`` comes from the command line only: a suite file cannot grant it."""
+    study = suite_study(suite_name, n=n, seed=seed, jobs=jobs, device=device, data_root=data_root,
+                        download=download, probes=probes, max_cells=max_cells, trust_code=trust_code,
+                        use_cache=use_cache)
+    return run(study, out=out, device=device, backend=backend, jobs=capped_jobs(jobs, backend),
+               use_cache=use_cache, ray_address=ray_address)
+
+
+def run_transfer(config: "TransferConfig") -> "TransferResult":
+    """Craft on every source (and, for reference, on every target white-box), judge on every target; write
+    ``<out>/<run-id>/`` (report.html with a success heat map per attack and eps, results.csv, run.json)."""
+    from trustkit.blackbox.transfer import TRANSFER_COLUMNS, TransferResult
+    from trustkit.studies.transfer import transfer_study
+
+    result = run(transfer_study(config), out=config.out, device=config.device, backend=config.backend,
+                 jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
+                 ray_address=config.ray_address)
+    return TransferResult(result.run_dir, result.results, result.checks, result.run_info)
+
+
+def run_substitute(config: "SubstituteConfig") -> "SubstituteResult":
+    """Train a substitute of ``config.target`` from label queries, transfer attacks from it, and write
+    ``<out>/<run-id>/`` (report.html, results.csv, history.csv, run.json)."""
+    from trustkit.blackbox.substitute import SubstituteResult
+    from trustkit.studies.substitute import substitute_study
+
+    result = run(substitute_study(config), out=config.out, device=config.device, backend=config.backend,
+                 jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
+                 ray_address=config.ray_address)
+    return SubstituteResult(result.run_dir, result.results, result.tables["history.csv"], result.checks,
+                            result.run_info)
+
+
+__all__ = ["BACKENDS", "BenchConfig", "BenchResult", "CellCache", "RunResult", "execute", "run", "run_bench",
+           "run_audit", "run_fakes", "run_gen_eval", "run_gen_train",
+           "run_substitute", "run_suite", "run_transfer"]

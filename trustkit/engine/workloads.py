@@ -1,0 +1,51 @@
+"""Workloads that are not cells yet — fake detection, privacy audits, generative training and evaluation:
+their package computes the result, the report renders it and :mod:`trustkit.rundir` writes the folder.
+They do not resume cell by cell: each caches its expensive parts (built data, trained detectors, inverse
+networks, generators) in the store instead.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trustkit.detection.run import FakesConfig, FakesResult
+    from trustkit.generative.run import GenRunResult
+    from trustkit.privacy.audit import AuditConfig, AuditResult
+
+
+def run_fakes(config: "FakesConfig") -> "FakesResult":
+    """Build the real/fake data, train every detector on every generator, measure them (in-distribution and
+    cross-generator AUC/AP/accuracy, degradations, evasion) and write ``<out>/<run-id>/``."""
+    from trustkit.detection.run import detect_fakes
+    from trustkit.report.detection_report import write_fakes_run
+
+    return write_fakes_run(**detect_fakes(config))
+
+
+def run_audit(config: "AuditConfig") -> "AuditResult":
+    """Audit what a model's features leak (inversion per layer, re-identification, membership, model
+    inversion) and write ``<out>/<run-id>/``; the result's ``report`` is the folder."""
+    from trustkit.privacy.audit import audit_model
+    from trustkit.report.privacy import write_audit_report
+
+    result = audit_model(config)
+    result.report = write_audit_report(result)
+    return result
+
+
+def run_gen_train(arch: str, dataset: str = "digits", **options: Any) -> "GenRunResult":
+    """Train, save and evaluate a generative model and write its training report
+    (options: :func:`trustkit.generative.run.train_and_evaluate`)."""
+    from trustkit.generative.run import train_and_evaluate
+    from trustkit.report.generative import write_run
+
+    return write_run(**train_and_evaluate(arch, dataset, **options))
+
+
+def run_gen_eval(spec: str, dataset: str | None = None, **options: Any) -> "GenRunResult":
+    """Measure a stored generative model and write its evaluation report
+    (options: :func:`trustkit.generative.run.evaluate_stored`)."""
+    from trustkit.generative.run import evaluate_stored
+    from trustkit.report.generative import write_run
+
+    return write_run(**evaluate_stored(spec, dataset, **options))
