@@ -182,3 +182,14 @@ def test_cli_exits_1_and_names_the_failed_cell(tmp_path, capsys, monkeypatch):
     assert code == 1
     assert "failed: pgd linf eps 0.1 on softmax/digits: RuntimeError: CUDA out of memory (simulated)" in err
     assert "1 of 2 cells failed" in err and "report:" in out  # the report of the cells that finished is written
+
+
+def test_a_temporary_left_by_a_kill_mid_write_is_removed_by_the_next_run(tmp_path):
+    cache = CellCache(tmp_path / "cells")
+    shard = tmp_path / "cells" / "ab"
+    shard.mkdir(parents=True)
+    dead = shard / ".abcdef.json.x1y2z3ab.tmp"  # as atomic_path names them; its writer was SIGKILLed
+    dead.write_text("{half")
+    os.utime(dead, (time.time() - 5, time.time() - 5))
+    execute(ToyStudy(SEEDS[:2]), cache=cache)
+    assert not dead.exists() and len(list((tmp_path / "cells").rglob("*.json"))) == 2

@@ -11,8 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trustkit.atomic import write_json
+from trustkit.atomic import sweep_stale, write_json
 from trustkit.paths import home
+
+# A cell file is written in milliseconds, and a live writer holds a lock on its temporary: an unlocked one older
+# than this was left by a run killed mid-write, and the first write of the next run removes it.
+DEAD_TEMP_SECONDS = 1.0
 
 
 class CellCache:
@@ -23,6 +27,7 @@ class CellCache:
         self.root = Path(root) if root else home() / "cells"
         self.enabled = enabled
         self._can_write: bool | None = None
+        self._swept = False
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -37,6 +42,11 @@ class CellCache:
 
     def store(self, key: str | None, data: dict[str, Any]) -> None:
         if self.enabled and key is not None and self._writable():
+            if not self._swept:
+                self._swept = True
+                for shard in (self.root.iterdir() if self.root.is_dir() else ()):
+                    if shard.is_dir():
+                        sweep_stale(shard, max_age=DEAD_TEMP_SECONDS)
             write_json(self.path(key), data)
 
     def _writable(self) -> bool:
