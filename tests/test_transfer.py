@@ -121,3 +121,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     code, out, err = run_cli(capsys, "bench", "transfer", *args, "--out", str(tmp_path))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.iterdir())
+
+
+def test_transfer_cells_are_cached_and_keyed_by_the_run_sources(tmp_path, digits_cnn, digits_softmax):
+    """A rerun is served from the cell cache with identical rows; the same reference cell in a run with other
+    sources is recomputed (its row says whether its model is a source)."""
+    config = dict(targets=["cnn"], n=40, eps=[0.1], attacks=["fgsm"], out=str(tmp_path))
+    first = run_transfer(TransferConfig(sources=["softmax"], **config))
+    again = run_transfer(TransferConfig(sources=["softmax"], **config))
+    assert first.run_info["cells"]["computed"] == 2 and again.run_info["cells"]["from_cache"] == 2
+    columns = ["source", "target", "success_rate", "white_box"]
+    pd.testing.assert_frame_equal(first.results[columns], again.results[columns])
+    other = run_transfer(TransferConfig(sources=["cnn"], **config))
+    assert other.run_info["cells"]["from_cache"] == 0  # cnn now a source: its white-box cell is keyed anew
+    row = other.results[(other.results["source"] == "cnn") & (other.results["target"] == "cnn")]
+    assert bool(row["is_source"].iloc[0])
+
+
+def test_black_box_studies_take_the_engine_options(capsys):
+    for study in ("transfer", "substitute"):
+        code, out, err = run_cli(capsys, "bench", study, "--target", "cnn", *(["--source", "mlp"] if study == "transfer"
+                                                                              else []), "--ray-address", "auto")
+        assert code == 2 and err.count("\n") == 1 and "--backend ray" in err

@@ -52,7 +52,18 @@ _shared_options = opt.compose(  # every black-box study: data, budgets, attack p
     opt.out("Folder that receives <run-id>/report.html, results.csv and run.json."),
     opt.data_options(),
     opt.trust_code(TRUST_CODE_HELP),
+    opt.run_options,
 )
+
+
+def _run(run: Any, config: Any, printer: Any) -> None:
+    """Run a black-box study through the engine, print its table, flags and report path; exit 1 when cells
+    failed."""
+    result = run(config)
+    printer(result)
+    print_flags(result.checks)
+    click.echo(f"report: {result.report}")
+    opt.exit_on_failed_cells(result.run_info)
 
 
 @bench_workload("transfer")  # trustkit bench transfer: source × target success matrix
@@ -67,7 +78,8 @@ _shared_options = opt.compose(  # every black-box study: data, budgets, attack p
 def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset: str, attacks: tuple[str, ...],
                      eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None,
                      alpha: float | None, restarts: int | None, params: tuple[str, ...], device: str, seed: int,
-                     out: str, data_root: str | None, download: bool, trust_code: bool) -> None:
+                     out: str, data_root: str | None, download: bool, trust_code: bool, jobs: int, no_cache: bool,
+                     backend: str, ray_address: str | None) -> None:
     """Transfer attacks: craft adversarial examples on surrogate models, judge them on target models.
 
     Writes reports/<run-id>/ with a source × target success heat map per attack and eps (the last row is
@@ -83,18 +95,17 @@ def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset
     from trustkit.blackbox.transfer import DEFAULT_ATTACKS, TransferConfig
     from trustkit.engine import run_transfer
 
+    opt.check_backend(backend, ray_address)
+
     split = opt.split_list
     params_all, strict = _attack_params(steps, alpha, restarts, params)
     config = TransferConfig(sources=split(sources), targets=split(targets), dataset=dataset,
                             attacks=split(attacks) or list(DEFAULT_ATTACKS), eps=split(eps) or None, norm=norm,
                             n=n, batch_size=batch_size, device=device, seed=seed, out=out, data_root=data_root,
                             download=download, attack_params=params_all, strict_params=strict,
-                            trust_code=trust_code)
-    result = run_transfer(config)
-    print_transfer(result)
-    print_flags(result.checks)
-    click.echo(f"report: {result.report}")
-    opt.exit_on_failed_cells(result.run_info)
+                            trust_code=trust_code, jobs=jobs, use_cache=not no_cache, backend=backend,
+                            ray_address=ray_address)
+    _run(run_transfer, config, print_transfer)
 
 
 def print_transfer(result: Any) -> None:
@@ -140,7 +151,7 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
                        attacks: tuple[str, ...], eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
                        steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...],
                        device: str, seed: int, out: str, data_root: str | None, download: bool,
-                       trust_code: bool) -> None:
+                       trust_code: bool, jobs: int, no_cache: bool, backend: str, ray_address: str | None) -> None:
     """Substitute-model attack (Papernot et al. 2017): the attacker only queries the target for labels.
 
     It trains a substitute with Jacobian-based data augmentation from a small seed set, then transfers
@@ -156,6 +167,8 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
     from trustkit.blackbox.substitute import DEFAULT_ATTACKS, SubstituteConfig
     from trustkit.engine import run_substitute
 
+    opt.check_backend(backend, ray_address)
+
     split = opt.split_list
     params_all, strict = _attack_params(steps, alpha, restarts, params)
     config = SubstituteConfig(target=target, substitute=substitute, dataset=dataset, seed_size=seed_size, rho=rho,
@@ -164,12 +177,9 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
                               attacks=split(attacks) or list(DEFAULT_ATTACKS), eps=split(eps) or None, norm=norm,
                               n=n, batch_size=batch_size, device=device, seed=seed, out=out, data_root=data_root,
                               download=download, attack_params=params_all, strict_params=strict,
-                              trust_code=trust_code)
-    result = run_substitute(config)
-    print_substitute(result)
-    print_flags(result.checks)
-    click.echo(f"report: {result.report}")
-    opt.exit_on_failed_cells(result.run_info)
+                              trust_code=trust_code, jobs=jobs, use_cache=not no_cache, backend=backend,
+                              ray_address=ray_address)
+    _run(run_substitute, config, print_substitute)
 
 
 def print_substitute(result: Any) -> None:

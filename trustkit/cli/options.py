@@ -104,17 +104,24 @@ def no_cache(help: str = "Recompute every cell instead of reusing cached ones.")
     return click.option("--no-cache", is_flag=True, help=help)
 
 
-def engine_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--jobs, --no-cache, --max-cells, --backend, --ray-address: how a study's cells run."""
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--jobs, --no-cache, --backend, --ray-address: where and how a study's cells run (trustkit.engine)."""
     return compose(
         click.option("--jobs", "-j", type=int, default=1, show_default=True,
                      help="Evaluate cells in this many processes (each cell's result equals a serial run's)."),
         no_cache(),
-        click.option("--max-cells", type=click.IntRange(min=1), default=10_000, show_default=True,
-                     help="Refuse a run that expands to more cells than this, before anything runs."),
         click.option("--backend", type=click.Choice(["local", "processes", "ray"]), default="local",
                      show_default=True, help=BACKEND_HELP),
         click.option("--ray-address", help=RAY_ADDRESS_HELP),
+    )(function)
+
+
+def engine_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`run_options` and --max-cells (bench and suites, whose grids can expand to many cells)."""
+    return compose(
+        run_options,
+        click.option("--max-cells", type=click.IntRange(min=1), default=10_000, show_default=True,
+                     help="Refuse a run that expands to more cells than this, before anything runs."),
     )(function)
 
 

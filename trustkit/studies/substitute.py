@@ -114,6 +114,7 @@ class SubstituteStudy:
         if state.fingerprint is None:
             return None
         return cache_key({"substitute_cell": {"attack": cell.attack.describe(), "eps": cell.eps,
+                                              "target": self.config.target, "substitute": self.substitute_arch,
                                               "norm": self.config.norm, "seed": self.config.seed,
                                               "batch_size": self.config.batch_size},
                           "group": state.fingerprint, "attack_params": self._attack(cell).params(),

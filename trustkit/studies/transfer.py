@@ -109,7 +109,9 @@ class TransferStudy:
         return cache_key({"transfer": {"model": cell.model, "reference": cell.reference, "eps": cell.eps,
                                        "norm": self.config.norm, "attack": cell.attack.describe(),
                                        "batch_size": self.config.batch_size, "seed": self.config.seed},
+                          # the row's names and its is_source flag depend on the run's sources and targets
                           "models": {s: state.fingerprints[s] for s in involved}, "targets": self.targets,
+                          "sources": self.sources,
                           "data": state.data_fingerprint, "attack_params": attack.params(), "device": device_type})
 
     def _attack(self, cell: TransferCell):  # noqa: ANN202 - Attack
