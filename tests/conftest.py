@@ -72,3 +72,13 @@ def digits_test() -> tuple[torch.Tensor, torch.Tensor]:
     from trustkit import load_dataset
 
     return load_dataset("digits", "test").tensors()
+
+
+@pytest.fixture(scope="session")
+def digit_generators(trustkit_home: Path) -> list[str]:
+    """Two small generators on digits in the session's store (a few epochs: quality is not the point)."""
+    from trustkit.generative.run import train_generator
+
+    for name in ("dcgan", "conv-vae"):
+        train_generator(name, "digits", epochs=4)
+    return ["dcgan", "conv-vae"]

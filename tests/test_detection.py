@@ -15,16 +15,6 @@ from trustkit.errors import InvalidArgumentError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def digit_generators(trustkit_home):
-    """Two small generators on digits (a few epochs: quality is not the point here)."""
-    from trustkit.generative.run import train_generator
-
-    for name in ("dcgan", "conv-vae"):
-        train_generator(name, "digits", epochs=4)
-    return ["dcgan", "conv-vae"]
-
-
 def synthetic(n: int, seed: int, checker: bool) -> torch.Tensor:
     """Smooth random images; fakes add a faint checkerboard (the transposed-convolution artefact)."""
     g = torch.Generator().manual_seed(seed)
@@ -165,3 +155,18 @@ def test_registry():
         from trustkit.detection.run import FakesConfig
 
         FakesConfig(eps=["2"]).validate()
+
+
+def test_cnn_detector_depends_only_on_its_seed():
+    """The initial weights are drawn under the fit's seed: random draws made before (another cell, another
+    detector built for its options) do not change the trained detector."""
+    x = torch.cat([synthetic(64, 0, False), synthetic(64, 1, True)])
+    y = torch.cat([torch.zeros(64), torch.ones(64)]).long()
+    states = []
+    for draws in (0, 7):
+        torch.rand(draws)
+        detector = make_detector("cnn", "cifar10")
+        detector.epochs = 1
+        detector.fit(x, y, seed=3)
+        states.append(detector.state())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

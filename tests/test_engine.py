@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.engine_toy import ToyStudy
+from tests.helpers import kill_mid_run, run_script
 from trustkit.engine import CellCache, execute
 from trustkit.errors import InvalidArgumentError
 
@@ -105,7 +103,6 @@ def test_bench_on_ray_matches_serial(ray_cluster, tmp_path):
 
 
 BENCH_SCRIPT = """
-import sys
 from trustkit.engine import BenchConfig, run_bench
 run_bench(BenchConfig(attacks=["fgsm", "pgd", "bim", "mifgsm"], model="softmax", eps=[0.02, 0.05, 0.1, 0.2],
                       n=120, probes=False, out=sys.argv[1], attack_params={"steps": 40}))
@@ -115,28 +112,15 @@ run_bench(BenchConfig(attacks=["fgsm", "pgd", "bim", "mifgsm"], model="softmax",
 def test_bench_killed_at_any_moment_resumes_with_identical_results(tmp_path, monkeypatch):
     """SIGKILL a bench run once some cells are cached; the rerun computes only the rest, and its numbers equal
     an uninterrupted run's in a fresh store."""
-    env = {**os.environ, "TRUSTKIT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
     from trustkit.train.zoo import ensure_trained  # train first so the kill lands among the cells
 
     monkeypatch.setenv("TRUSTKIT_HOME", str(tmp_path / "home"))
     ensure_trained("softmax", "digits")
-    victim = subprocess.Popen([sys.executable, "-c", BENCH_SCRIPT, str(tmp_path / "killed")], env=env)
-    cells = tmp_path / "home" / "cells"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(cells.rglob("*.json"))) < 3 and victim.poll() is None:
-        time.sleep(0.05)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    done_before = len(list(cells.rglob("*.json")))
-    assert 0 < done_before < 16, "the kill should land mid-run; make the cells slower if it does not"
-    assert not (tmp_path / "killed").exists() or not any((tmp_path / "killed").iterdir())  # nothing half-written
-    subprocess.run([sys.executable, "-c", BENCH_SCRIPT, str(tmp_path / "resumed")], env=env, check=True)
-    resumed_dir = next((tmp_path / "resumed").iterdir())
+    done_before = kill_mid_run(BENCH_SCRIPT, tmp_path / "killed", tmp_path / "home", cells_before_kill=3, total=16)
+    resumed_dir = run_script(BENCH_SCRIPT, tmp_path / "resumed", tmp_path / "home")
     info = json.loads((resumed_dir / "run.json").read_text())
     assert info["cells"]["from_cache"] == done_before and info["cells"]["computed"] == 16 - done_before
-    fresh_env = {**env, "TRUSTKIT_HOME": str(tmp_path / "fresh")}
-    subprocess.run([sys.executable, "-c", BENCH_SCRIPT, str(tmp_path / "fresh-run")], env=fresh_env, check=True)
-    fresh_dir = next((tmp_path / "fresh-run").iterdir())
+    fresh_dir = run_script(BENCH_SCRIPT, tmp_path / "fresh-run", tmp_path / "fresh")
     columns = ["attack", "eps", "robust_accuracy", "success_rate", "mean_linf", "mean_l2"]
     pd.testing.assert_frame_equal(pd.read_csv(resumed_dir / "results.csv")[columns],
                                   pd.read_csv(fresh_dir / "results.csv")[columns])

@@ -39,6 +39,7 @@ def eval_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--degradations", multiple=True,
                      help=f"Degradations to test (default all: {', '.join(PERTURBATIONS)}); 'none' skips them."),
         opt.out("Folder that receives <run-id>/report.html, results.csv and run.json."),
+        opt.placement_options,
     )(function)
 
 
@@ -62,15 +63,21 @@ def fakes_config(**options: Any):  # noqa: ANN201 - FakesConfig
         config.perturbations = [] if chosen == ["none"] else chosen
     if "out" in options:
         config.out = options["out"]
+    for name in ("jobs", "backend", "ray_address"):
+        if name in options:
+            setattr(config, name, options[name])
     return config
 
 
 def run_and_print(**options: Any) -> None:
     from trustkit.engine import run_fakes
 
-    result = run_fakes(fakes_config(**options).validate())
-    print_fakes(result.results)
+    opt.check_backend(options["backend"], options["ray_address"])
+    result = run_fakes(fakes_config(**options))
+    if len(result.results):
+        print_fakes(result.results)
     click.echo(f"report: {result.report}")
+    opt.exit_on_failed_cells(result.run_info)
 
 
 def print_fakes(results: Any) -> None:

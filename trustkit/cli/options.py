@@ -104,16 +104,20 @@ def no_cache(help: str = "Recompute every cell instead of reusing cached ones.")
     return click.option("--no-cache", is_flag=True, help=help)
 
 
-def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--jobs, --no-cache, --backend, --ray-address: where and how a study's cells run (trustkit.engine)."""
+def placement_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--jobs, --backend, --ray-address: where a study's cells run (trustkit.engine)."""
     return compose(
         click.option("--jobs", "-j", type=int, default=1, show_default=True,
                      help="Evaluate cells in this many processes (each cell's result equals a serial run's)."),
-        no_cache(),
         click.option("--backend", type=click.Choice(["local", "processes", "ray"]), default="local",
                      show_default=True, help=BACKEND_HELP),
         click.option("--ray-address", help=RAY_ADDRESS_HELP),
     )(function)
+
+
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`placement_options` and --no-cache: where and how a study's cells run (trustkit.engine)."""
+    return compose(placement_options, no_cache())(function)
 
 
 def engine_options(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,8 +27,10 @@ class CNNDetector(Detector):
                  arch: str = "cnn") -> None:
         self.dataset, self.epochs, self.batch_size, self.lr, self.arch = dataset, int(epochs), int(batch_size), \
             float(lr), arch
-        spec = replace(get_spec(dataset), class_names=CLASS_NAMES)
-        self.module = build_model(arch, spec).eval()
+        self.module = self._build()
+
+    def _build(self) -> torch.nn.Module:
+        return build_model(self.arch, replace(get_spec(self.dataset), class_names=CLASS_NAMES)).eval()
 
     def options(self) -> dict[str, object]:
         return {"dataset": self.dataset, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
@@ -36,8 +38,8 @@ class CNNDetector(Detector):
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, *, seed: int = 0, device: torch.device | None = None) -> None:
         device = device or torch.device("cpu")
-        torch.manual_seed(seed)
-        self.module = prepare_model(self.module, device)
+        torch.manual_seed(seed)  # the initial weights too: the same seed gives the same detector, whatever ran before
+        self.module = prepare_model(self._build(), device)
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=False)
         data = ImageDataset(x, y, name=f"{self.dataset}-real-vs-fake", split="train", class_names=CLASS_NAMES)
         fit(self.module, data, config, device=device, seed=seed, description=f"train cnn detector on {self.dataset}")

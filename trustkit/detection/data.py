@@ -19,7 +19,7 @@ from trustkit.detection.base import FAKE, REAL
 from trustkit.errors import InvalidArgumentError
 from trustkit.fingerprint import cache_key, file_fingerprint
 from trustkit.paths import home
-from trustkit.runtime import log, select_device
+from trustkit.runtime import select_device
 
 SPLITS = ("train", "val", "test")
 DEFAULT_GENERATORS = ("dcgan", "dcgan-resize", "wgan-gp", "conv-vae")
@@ -56,26 +56,11 @@ def _cache_key(dataset: str, sizes: dict[str, int], seed: int, fingerprints: dic
     return cache_key({"dataset": dataset, "sizes": sizes, "seed": seed, "generators": fingerprints})[:32]
 
 
-def _generator(name: str, dataset: str, data_root: str | None, device: torch.device):  # noqa: ANN202
-    """The stored generator ``gen-<name>-<dataset>``, trained now with the defaults if missing."""
-    from trustkit.errors import CheckpointError
-    from trustkit.generative.run import train_generator
-    from trustkit.generative.store import resolve_generator
-
-    try:
-        return resolve_generator(name, dataset, device)
-    except CheckpointError:
-        log(f"no trained {name} for {dataset}: training it now (stored as gen-{name}-{dataset})")
-        train_generator(name, dataset, data_root=data_root, device=device)
-        return resolve_generator(name, dataset, device)
-
-
-def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ...] = DEFAULT_GENERATORS, *,
-                   n_train: int = 2000, n_val: int = 500, n_test: int = 1000, seed: int = 0,
-                   data_root: str | None = None, device: str = "auto", use_cache: bool = True) -> FakeImageSet:
-    """Real and fake images of ``dataset`` for every generator (trained first if missing), cached."""
+def check_request(dataset: str, generators: list[str] | tuple[str, ...], sizes: dict[str, int],
+                  data_root: str | None = None) -> tuple[str, list[str]]:
+    """``(data set name, canonical generator names)`` of a fake-set request, or a one-line error: unknown or
+    conditional generators, a split under 2 images, more images than the data set has. Nothing is trained."""
     from trustkit.generative import GENERATIVE_MODELS
-    from trustkit.models.store import checkpoint_exists, read_weights, save_tensors
 
     spec = get_spec(dataset)
     names = [GENERATIVE_MODELS.canonical(g) for g in generators]
@@ -85,16 +70,33 @@ def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ..
     if conditional:
         raise InvalidArgumentError(f"use unconditional generators for fakes ({', '.join(conditional)} need class "
                                    "labels); e.g. dcgan, dcgan-resize, wgan-gp, conv-vae, vae")
-    sizes = {"train": n_train, "val": n_val, "test": n_test}
     for split, size in sizes.items():
         if size < 2:
             raise InvalidArgumentError(f"--n-{split} must be at least 2, got {size}")
+    train_size, test_size = (len(load_dataset(spec.name, split, data_root)) for split in ("train", "test"))
+    if sizes["train"] + sizes["val"] > train_size or sizes["test"] > test_size:
+        raise InvalidArgumentError(f"{spec.name} has {train_size} training and {test_size} test images; "
+                                   f"ask for at most that many (--n-train + --n-val, --n-test)")
+    return spec.name, names
+
+
+def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ...] = DEFAULT_GENERATORS, *,
+                   n_train: int = 2000, n_val: int = 500, n_test: int = 1000, seed: int = 0,
+                   data_root: str | None = None, device: str = "auto", use_cache: bool = True) -> FakeImageSet:
+    """Real and fake images of ``dataset`` for every generator (trained first if missing), cached."""
+    from trustkit.generative.run import ensure_generator
+    from trustkit.generative.store import resolve_generator
+    from trustkit.models.store import checkpoint_exists, read_weights, save_tensors
+
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    dataset, names = check_request(dataset, generators, sizes, data_root)
+    spec = get_spec(dataset)
     torch_device = select_device(device)
     train_split, test_split = load_dataset(spec.name, "train", data_root), load_dataset(spec.name, "test", data_root)
-    if n_train + n_val > len(train_split) or n_test > len(test_split):
-        raise InvalidArgumentError(f"{spec.name} has {len(train_split)} training and {len(test_split)} test images; "
-                                   f"ask for at most that many (--n-train + --n-val, --n-test)")
-    loaded = {name: _generator(name, spec.name, data_root, torch_device) for name in names}
+    loaded = {}
+    for name in names:
+        ensure_generator(name, spec.name, data_root=data_root, device=torch_device)
+        loaded[name] = resolve_generator(name, spec.name, torch_device)
     fingerprints = {name: file_fingerprint(g.source) for name, g in loaded.items()}
     key = _cache_key(spec.name, sizes, seed, fingerprints)
     cache = home() / "detection" / f"{spec.name}-{key}.safetensors"

@@ -1,4 +1,7 @@
-"""``trustkit detect`` / ``trustkit bench fakes``: build real/fake data, train detectors, measure them, report."""
+"""Fake-detection measurements: train (or reuse) a detector, score it across generators and degradations, evade it.
+
+The study that runs these as cells is :mod:`trustkit.studies.fakes`; its report is :mod:`trustkit.report.detection_report`.
+"""
 from __future__ import annotations
 
 import time
@@ -7,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from trustkit.attacks import parse_eps
 from trustkit.detection import DETECTORS, Detector, make_detector
-from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet, build_fake_set
+from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet
 from trustkit.detection.evaluate import calibrate_threshold, evade, roc_points, score_quality
 from trustkit.detection.perturb import PERTURBATIONS
 from trustkit.errors import CheckpointError, InvalidArgumentError
-from trustkit.models.store import checkpoint_exists, read_checkpoint, save_tensors, store_path
-from trustkit.runtime import progress, seed_everything, select_device
+from trustkit.models.store import checkpoint_exists, entry_lock, read_checkpoint, save_tensors, store_path
+from trustkit.runtime import seed_everything, select_device
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 RESULT_COLUMNS = ["dataset", "kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc",
@@ -42,6 +44,9 @@ class FakesConfig:
     data_root: str | None = None
     out: str = "reports"
     use_cache: bool = True
+    jobs: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
 
     def validate(self) -> "FakesConfig":
         self.detectors = [DETECTORS.canonical(d) for d in self.detectors]
@@ -71,126 +76,97 @@ def detector_entry(name: str, dataset: str, generator: str) -> str:
 
 
 def train_detector(name: str, images: FakeImageSet, generator: str, *, seed: int = 0,
-                   device: torch.device | None = None, use_cache: bool = True) -> TrainedDetector:
-    """Train (or load, if the store holds one fitted on exactly this data) detector ``name`` on real vs
-    ``generator`` fakes; the threshold is calibrated on the validation split."""
+                   device: torch.device | None = None, use_cache: bool = True, run_token: str = "") -> TrainedDetector:
+    """Detector ``name`` trained on real vs ``generator`` fakes (threshold calibrated on the validation split),
+    loaded from the store when it holds one fitted on exactly this data and seed — with ``use_cache`` False,
+    only one this run trained (``run_token``). Training happens under the entry's lock: two cells or processes
+    that need the same detector train it once."""
     path = store_path(detector_entry(name, images.dataset, generator))
+    with entry_lock(path, waiting=f"another trustkit process is training detector {name} on {generator}; waiting"):
+        stored = _stored_detector(name, images, generator, path, seed, use_cache, run_token)
+        if stored is not None:
+            return stored
+        detector = make_detector(name, images.dataset)
+        seed_everything(seed)
+        x, y = images.pair("train", generator)
+        detector.fit(x, y, seed=seed, device=device)
+        x_val, y_val = images.pair("val", generator)
+        val_scores = detector.score(x_val, device=device)
+        threshold = calibrate_threshold(val_scores, y_val.numpy())
+        validation = score_quality(val_scores, y_val.numpy(), threshold).as_dict()
+        save_tensors(detector.state(), {"kind": "detector", "detector": name, "dataset": images.dataset,
+                                        "generator": generator, "data_key": images.key, "seed": seed,
+                                        "options": detector.options(), "threshold": threshold,
+                                        "validation": validation, "run": run_token}, path)
+        return TrainedDetector(detector, threshold, validation, False)
+
+
+def _stored_detector(name: str, images: FakeImageSet, generator: str, path: Path, seed: int, use_cache: bool,
+                     run_token: str) -> TrainedDetector | None:
+    if not checkpoint_exists(path):
+        return None
+    try:
+        weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
+    except CheckpointError:
+        return None  # unreadable: retrain and overwrite
     detector = make_detector(name, images.dataset)
-    if use_cache and checkpoint_exists(path):
-        try:
-            weights, meta = read_checkpoint(path)  # one open: weights and metadata of the same version
-            if meta.get("data_key") == images.key and meta.get("seed") == seed:
-                detector.load_state(weights)
-                return TrainedDetector(detector, meta["threshold"], meta["validation"], True)
-        except CheckpointError:
-            pass  # unreadable: retrain and overwrite
-    seed_everything(seed)
-    x, y = images.pair("train", generator)
-    detector.fit(x, y, seed=seed, device=device)
-    x_val, y_val = images.pair("val", generator)
-    val_scores = detector.score(x_val, device=device)
-    threshold = calibrate_threshold(val_scores, y_val.numpy())
-    validation = score_quality(val_scores, y_val.numpy(), threshold).as_dict()
-    save_tensors(detector.state(), {"kind": "detector", "detector": name, "dataset": images.dataset,
-                                    "generator": generator, "data_key": images.key, "seed": seed,
-                                    "options": detector.options(), "threshold": threshold, "validation": validation},
-                 path)
-    return TrainedDetector(detector, threshold, validation, False)
+    fresh = use_cache or (run_token and meta.get("run") == run_token)
+    if not (fresh and meta.get("data_key") == images.key and meta.get("seed") == seed
+            and meta.get("options") == detector.options()):
+        return None
+    detector.load_state(weights)
+    return TrainedDetector(detector, meta["threshold"], meta["validation"], True)
 
 
-def _row(config: FakesConfig, kind: str, detector: str, train: str, test: str, condition: str, eps: float,
-         scores: np.ndarray, labels: np.ndarray, threshold: float, seconds: float) -> dict[str, Any]:
+def result_row(config: FakesConfig, kind: str, detector: str, train: str, test: str, condition: str, eps: float,
+               scores: np.ndarray, labels: np.ndarray, threshold: float, seconds: float) -> dict[str, Any]:
+    """One row of results.csv: AUC, AP and accuracy at the calibrated threshold of ``scores``."""
     quality = score_quality(scores, labels, threshold)
     return {"dataset": config.dataset, "kind": kind, "detector": detector, "train_generator": train,
             "test_generator": test, "condition": condition, "eps": eps, **quality.as_dict(),
             "n_real": int((labels == 0).sum()), "n_fake": int((labels == 1).sum()), "seconds": seconds}
 
 
-@dataclass
-class FakesResult:
-    run_dir: Path
-    results: pd.DataFrame
-    run_info: dict[str, Any]
+def measure_detector(config: FakesConfig, images: FakeImageSet, name: str, generator: str,
+                     trained: TrainedDetector, device: torch.device) -> dict[str, Any]:
+    """Rows of one detector trained on ``generator``: clean scores on every generator's test fakes
+    (cross-generator; the diagonal is in-distribution) and on each degradation of its own generator's test
+    set; plus its in-distribution ROC curve (false- and true-positive rates)."""
+    rows, roc = [], ([], [])
+    for test_generator in images.generators:
+        x, y = images.pair("test", test_generator)
+        tic = time.perf_counter()
+        scores = trained.detector.score(x, device=device)
+        rows.append(result_row(config, "cross-generator", name, generator, test_generator, "clean", 0.0, scores,
+                               y.numpy(), trained.threshold, time.perf_counter() - tic))
+        if test_generator == generator:
+            roc = tuple(points.tolist() for points in roc_points(scores, y.numpy()))
+    x, y = images.pair("test", generator)
+    for condition in config.perturbations:
+        degraded = PERTURBATIONS[condition](x, torch.Generator().manual_seed(config.seed))
+        tic = time.perf_counter()
+        scores = trained.detector.score(degraded, device=device)
+        rows.append(result_row(config, "degradation", name, generator, generator, condition, 0.0, scores,
+                               y.numpy(), trained.threshold, time.perf_counter() - tic))
+    return {"rows": rows, "roc": list(roc)}
 
-    @property
-    def report(self) -> Path:
-        return self.run_dir / "report.html"
 
-
-def detect_fakes(config: FakesConfig) -> dict[str, Any]:
-    """Build the data, train every detector on every generator, and measure: in-distribution and
-    cross-generator AUC/AP/accuracy, degradations, and evasion by PGD on the CNN (transferred to the others)."""
-    started = time.perf_counter()
-    config = config.validate()
-    device = select_device(config.device)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    images = build_fake_set(config.dataset, config.generators, n_train=config.n_train, n_val=config.n_val,
-                            n_test=config.n_test, seed=config.seed, data_root=config.data_root,
-                            device=config.device, use_cache=config.use_cache)
-    timings["data"] = time.perf_counter() - t0
-    generators = images.generators
-    trained: dict[tuple[str, str], TrainedDetector] = {}
-    t0 = time.perf_counter()
-    with progress("train detectors", len(config.detectors) * len(generators)) as bar:
-        for name in config.detectors:
-            for generator in generators:
-                bar.note(f"{name} on {generator}")
-                trained[(name, generator)] = train_detector(name, images, generator, seed=config.seed, device=device,
-                                                            use_cache=config.use_cache)
-                bar.advance()
-    timings["train_detectors"] = time.perf_counter() - t0
-
-    rows, rocs = [], {}
-    test_pairs = {g: images.pair("test", g) for g in generators}
-    t0 = time.perf_counter()
-    for (name, train_generator), model in trained.items():
-        for test_generator, (x, y) in test_pairs.items():
-            t1 = time.perf_counter()
-            scores = model.detector.score(x, device=device)
-            rows.append(_row(config, "cross-generator", name, train_generator, test_generator, "clean", 0.0, scores,
-                             y.numpy(), model.threshold, time.perf_counter() - t1))
-            if test_generator == train_generator:
-                rocs[(name, train_generator)] = roc_points(scores, y.numpy())
-    timings["cross_generator"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    with progress("degradations", len(generators) * len(config.perturbations)) as bar:
-        for generator, (x, y) in test_pairs.items():
-            for condition in config.perturbations:
-                degraded = PERTURBATIONS[condition](x, torch.Generator().manual_seed(config.seed))
-                for name in config.detectors:
-                    model = trained[(name, generator)]
-                    t1 = time.perf_counter()
-                    scores = model.detector.score(degraded, device=device)
-                    rows.append(_row(config, "degradation", name, generator, generator, condition, 0.0, scores,
-                                     y.numpy(), model.threshold, time.perf_counter() - t1))
-                bar.advance()
-    timings["degradations"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    attackers = [n for n in config.detectors if DETECTORS.get(n).differentiable]
-    with progress("evasion", len(attackers) * len(generators) * len(config.eps)) as bar:
-        for attacker in attackers:
-            for generator, (x, y) in test_pairs.items():
-                real, fakes = x[y == 0], x[y == 1]
-                for eps in config.eps:
-                    seed_everything(config.seed)
-                    t1 = time.perf_counter()
-                    evaded = evade(trained[(attacker, generator)].detector, fakes, eps, steps=config.attack_steps,
-                                   device=device)
-                    crafted = time.perf_counter() - t1
-                    mixed = torch.cat([real, evaded])
-                    for name in config.detectors:  # white-box for the attacked detector, transfer for the rest
-                        model = trained[(name, generator)]
-                        scores = model.detector.score(mixed, device=device)
-                        kind = "evasion (white-box)" if name == attacker else f"evasion (transfer from {attacker})"
-                        rows.append(_row(config, kind, name, generator, generator, "pgd", eps, scores, y.numpy(),
-                                         model.threshold, crafted))
-                    bar.advance()
-    timings["evasion"] = time.perf_counter() - t0
-
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    timings["total"] = time.perf_counter() - started
-    return dict(config=config, images=images, trained=trained, results=results, rocs=rocs, timings=timings,
-                device=device)
+def measure_evasion(config: FakesConfig, images: FakeImageSet, attacker: str, generator: str, eps: float,
+                    trained: dict[str, TrainedDetector], device: torch.device) -> list[dict[str, Any]]:
+    """PGD at ``eps`` (linf) on ``generator``'s test fakes against detector ``attacker``, then every detector
+    of ``trained`` (by name, all trained on ``generator``) scores real + evaded fakes: white-box for the
+    attacked detector, transfer for the others."""
+    x, y = images.pair("test", generator)
+    real, fakes = x[y == 0], x[y == 1]
+    seed_everything(config.seed)
+    tic = time.perf_counter()
+    evaded = evade(trained[attacker].detector, fakes, eps, steps=config.attack_steps, device=device)
+    crafted = time.perf_counter() - tic
+    mixed = torch.cat([real, evaded])
+    rows = []
+    for name, model in trained.items():
+        scores = model.detector.score(mixed, device=device)
+        kind = "evasion (white-box)" if name == attacker else f"evasion (transfer from {attacker})"
+        rows.append(result_row(config, kind, name, generator, generator, "pgd", eps, scores, y.numpy(),
+                               model.threshold, crafted))
+    return rows

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 from trustkit.engine.backends import BACKENDS
 from trustkit.engine.cache import CellCache
 from trustkit.engine.core import RunResult, execute, run
-from trustkit.engine.workloads import run_audit, run_fakes, run_gen_eval, run_gen_train
+from trustkit.engine.workloads import run_audit, run_gen_eval, run_gen_train
 from trustkit.studies.bench import MAX_CELLS, BenchConfig, bench_study, capped_jobs, suite_study
 
 if TYPE_CHECKING:
     from trustkit.blackbox.substitute import SubstituteConfig, SubstituteResult
+    from trustkit.detection.run import FakesConfig
     from trustkit.blackbox.transfer import TransferConfig, TransferResult
 
 BenchResult = RunResult  # what run_bench / run_suite return
@@ -43,7 +44,7 @@ def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", da
 def run_transfer(config: "TransferConfig") -> "TransferResult":
     """Craft on every source (and, for reference, on every target white-box), judge on every target; write
     ``<out>/<run-id>/`` (report.html with a success heat map per attack and eps, results.csv, run.json)."""
-    from trustkit.blackbox.transfer import TRANSFER_COLUMNS, TransferResult
+    from trustkit.blackbox.transfer import TransferResult
     from trustkit.studies.transfer import transfer_study
 
     result = run(transfer_study(config), out=config.out, device=config.device, backend=config.backend,
@@ -63,6 +64,16 @@ def run_substitute(config: "SubstituteConfig") -> "SubstituteResult":
                  ray_address=config.ray_address)
     return SubstituteResult(result.run_dir, result.results, result.tables["history.csv"], result.checks,
                             result.run_info)
+
+
+def run_fakes(config: "FakesConfig") -> RunResult:
+    """Build the real/fake data, train every detector on every generator, measure them (in-distribution and
+    cross-generator AUC/AP/accuracy, degradations, evasion) and write ``<out>/<run-id>/``."""
+    from trustkit.studies.fakes import fakes_study
+
+    return run(fakes_study(config), out=config.out, device=config.device, backend=config.backend,
+               jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
+               ray_address=config.ray_address)
 
 
 __all__ = ["BACKENDS", "BenchConfig", "BenchResult", "CellCache", "RunResult", "execute", "run", "run_bench",

@@ -55,10 +55,12 @@ def _ensure_prerequisites(study: Study, device: torch.device) -> None:
     steps = study.prerequisites()
     if not steps:
         return
-    from trustkit.train.zoo import ensure_trained  # trains only what is missing, once, under the store's lock
+    from trustkit.generative.run import ensure_generator  # each trains only what is missing, once, under the
+    from trustkit.train.zoo import ensure_trained  # store entry's lock
 
     for step in steps:
-        ensure_trained(step.model, step.dataset, device=device, data_root=step.data_root, download=step.download)
+        train = ensure_generator if step.kind == "generator" else ensure_trained
+        train(step.model, step.dataset, device=device, data_root=step.data_root, download=step.download)
 
 
 def execute(study: Study, *, device: str = "auto", backend: str = "local", jobs: int = 1,

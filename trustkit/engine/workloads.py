@@ -1,4 +1,4 @@
-"""Workloads that are not cells yet — fake detection, privacy audits, generative training and evaluation:
+"""Workloads that are not cells yet — privacy audits, generative training and evaluation:
 their package computes the result, the report renders it and :mod:`trustkit.rundir` writes the folder.
 They do not resume cell by cell: each caches its expensive parts (built data, trained detectors, inverse
 networks, generators) in the store instead.
@@ -8,18 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trustkit.detection.run import FakesConfig, FakesResult
     from trustkit.generative.run import GenRunResult
     from trustkit.privacy.audit import AuditConfig, AuditResult
-
-
-def run_fakes(config: "FakesConfig") -> "FakesResult":
-    """Build the real/fake data, train every detector on every generator, measure them (in-distribution and
-    cross-generator AUC/AP/accuracy, degradations, evasion) and write ``<out>/<run-id>/``."""
-    from trustkit.detection.run import detect_fakes
-    from trustkit.report.detection_report import write_fakes_run
-
-    return write_fakes_run(**detect_fakes(config))
 
 
 def run_audit(config: "AuditConfig") -> "AuditResult":

@@ -20,7 +20,7 @@ from trustkit.generative import GENERATIVE_MODELS, GenerativeModel, build_genera
 from trustkit.generative.evaluate import GenEvalConfig, evaluate_generator
 from trustkit.generative.store import LoadedGenerator, resolve_generator, save_generator, store_name
 from trustkit.generative.train import GenHistory, GenTrainConfig, default_config, fit_generative
-from trustkit.models.store import store_path
+from trustkit.models.store import checkpoint_exists, entry_lock, store_path
 from trustkit.runtime import log, prepare_model, seed_everything, select_device
 
 REPORT_SAMPLES = 64  # images in the report's final sample grid (conditional: rounded to whole rows per class)
@@ -94,6 +94,21 @@ def train_generator(arch: str, dataset: str = "digits", *, config: GenTrainConfi
     path = save_generator(model, metadata, path)
     log(f"trained {arch} on {spec.name}: {len(history.epochs)} epochs in {history.seconds:.1f} s -> {path}")
     return TrainedGenerator(model.eval(), path, metadata, history)
+
+
+def ensure_generator(arch: str, dataset: str, *, data_root: str | os.PathLike | None = None,
+                     device: str | torch.device = "auto", download: bool = False) -> None:
+    """Train generative model ``arch`` on ``dataset`` with its defaults (store entry ``gen-<arch>-<data>``) if
+    the store has none; otherwise do nothing. One process trains: others wait on the entry's lock."""
+    arch = GENERATIVE_MODELS.canonical(arch)
+    name = store_name(arch, get_spec(dataset).name)
+    path = store_path(name)
+    if checkpoint_exists(path):
+        return
+    with entry_lock(path, waiting=f"another trustkit process is training {name}; waiting for it"):
+        if not checkpoint_exists(path):
+            log(f"no trained {arch} for {get_spec(dataset).name}: training it now (stored as {name})")
+            train_generator(arch, dataset, data_root=data_root, device=device, download=download)
 
 
 def report_samples(model: GenerativeModel, seed: int) -> tuple[torch.Tensor, int]:

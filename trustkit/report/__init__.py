@@ -8,7 +8,8 @@ from trustkit.errors import InvalidArgumentError
 # study kind -> "module:function" rendering report.html from (info, output, tables, checks)
 RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "trustkit.report.bench_report:render_bench",
              "transfer": "trustkit.report.transfer:render_transfer",
-             "substitute": "trustkit.report.substitute:render_substitute"}
+             "substitute": "trustkit.report.substitute:render_substitute",
+             "fakes": "trustkit.report.detection_report:render_fakes"}
 
 
 def renderer(kind: str) -> Callable[..., str]:

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from trustkit.attacks import format_eps
-from trustkit.detection.data import FakeImageSet, describe
-from trustkit.detection.run import FakesConfig, FakesResult
 from trustkit.detection.features import azimuthal_spectrum
 from trustkit.report.html import records, render
 from trustkit.images import figure_uri, new_figure
@@ -86,10 +82,14 @@ def _evasion_plot(results: pd.DataFrame, clean: pd.DataFrame) -> str:
 
 
 
-def render_detection_report(*, results: pd.DataFrame, images: Any, rocs: dict, run_info: dict) -> str:
-    """The self-contained HTML report of a fake-detection study."""
+def render_fakes(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+    """The self-contained HTML report of a fake-detection study (:mod:`trustkit.studies.fakes`)."""
     from trustkit.generative.images import grid_uri
 
+    results = tables["results.csv"]
+    images = output.groups["fakes"]["images"]
+    rocs = {(r.cell.detector, r.cell.generator): tuple(np.asarray(p) for p in r.data["roc"])
+            for r in output.finished if "roc" in r.data}
     detectors = list(dict.fromkeys(results["detector"]))
     generators = list(images.generators)
     cross = results[results["kind"] == "cross-generator"]
@@ -106,9 +106,9 @@ def render_detection_report(*, results: pd.DataFrame, images: Any, rocs: dict, r
     samples = [{"name": "real", "uri": grid_uri(images.real["test"][:16].float() / 255.0, columns=8)}]
     samples += [{"name": g, "uri": grid_uri(images.fake[g]["test"][:16].float() / 255.0, columns=8)} for g in generators]
     return render(
-        "detect.html.j2", run_id=run_info["run_id"], created=run_info["created"], env=run_info,
-        config=run_info["config"], config_json=json.dumps(run_info["config"], indent=2, default=str),
-        device=run_info["device"], timings=run_info["timings_seconds"], data=run_info["data"],
+        "detect.html.j2", run_id=info["run_id"], created=info["created"], env=info,
+        config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
+        device=info["device"], timings=info["timings_seconds"], data=info["data"],
         detectors=detectors, generators=generators,
         in_distribution=[{"detector": d, "auc": [in_distribution.loc[d, g] for g in generators],
                           "accuracy": [accuracy.loc[d, g] for g in generators],
@@ -119,21 +119,5 @@ def render_detection_report(*, results: pd.DataFrame, images: Any, rocs: dict, r
         evasion=[{"detector": d, "kind": k, "auc": list(row)} for (d, k), row in evasion_table.iterrows()],
         roc=_roc_plot(rocs, detectors, generators), matrix=_matrix_plot(results, detectors, generators),
         spectra=_spectra_plot(images), evasion_plot=_evasion_plot(results, clean) if len(evasion) else None,
-        samples=samples, detector_info=run_info["detectors"], rows=records(cross),
+        samples=samples, detector_info=info["detectors"], rows=records(cross), failures=info.get("failures", []),
     )
-
-
-def write_fakes_run(config: FakesConfig, images: FakeImageSet, trained: dict, results: pd.DataFrame, rocs: dict,
-                    timings: dict[str, float], device: torch.device) -> FakesResult:
-    """Write ``<out>/<run-id>/`` of a fake-detection study (results.csv, run.json, report.html)."""
-    from trustkit.rundir import write_run_folder
-
-    run_dir, run_info = write_run_folder(
-        config.out, f"fakes-{config.dataset}", kind="fakes", title=f"Can fakes of {config.dataset} be caught?",
-        subtitle=f"{', '.join(config.detectors)} against {', '.join(images.generators)}", config=asdict(config),
-        device=device, checks=[], timings=timings, tables={"results.csv": results},
-        render_html=lambda info: render_detection_report(results=results, images=images, rocs=rocs, run_info=info),
-        data=describe(images),
-        detectors={f"{n}@{g}": {"threshold": t.threshold, "validation": t.validation, "from_store": t.cached}
-                   for (n, g), t in trained.items()})
-    return FakesResult(run_dir, results, run_info)

@@ -30,12 +30,14 @@ class Progress(Protocol):
 
 @dataclass(frozen=True)
 class TrainStep:
-    """A zoo model the study needs: the engine trains ``model`` on ``dataset`` first if it is not stored yet."""
+    """A model the study needs: the engine trains ``model`` on ``dataset`` first if it is not stored yet —
+    a zoo classifier (``kind`` "classifier") or a generative model ("generator", stored as gen-<model>-<data>)."""
 
     model: str
     dataset: str
     data_root: str | None = None
     download: bool = False
+    kind: str = "classifier"
 
 
 @dataclass
@@ -82,7 +84,7 @@ class Study(Protocol):
         """The study's configuration as recorded in run.json and the report."""
 
     def prerequisites(self) -> list[TrainStep]:
-        """Zoo models that must be trained before cells run (the engine trains the missing ones)."""
+        """Models that must be trained before cells run (the engine trains the missing ones)."""
 
     def prepare(self, cells: Sequence[Any], device: torch.device) -> Any:
         """The state one group's cells share (loaded model, data sample, clean predictions)."""

@@ -1,0 +1,39 @@
+"""Workloads other than bench resume after SIGKILL: the rerun computes only the missing cells, and its numbers
+equal an uninterrupted run's in a store that never saw the killed run."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+
+from tests.helpers import kill_mid_run, run_script
+
+FAKES_SCRIPT = """
+import sys
+from trustkit.detection.run import FakesConfig
+from trustkit.engine import run_fakes
+run_fakes(FakesConfig(dataset="digits", generators=["dcgan", "conv-vae"], n_train=200, n_val=50, n_test=100,
+                      eps=[8 / 255, 0.25], perturbations=["jpeg-75"], out=sys.argv[1]))
+"""
+FAKES_CELLS = 3 * 2 + 2 * 1 * 2  # detectors × generators, then evasion: generators × cnn × eps
+FAKES_COLUMNS = ["kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc", "ap",
+                 "accuracy", "threshold"]
+
+
+def _home_with_generators(trustkit_home, home):  # noqa: ANN001, ANN202 - the session's generators, nothing else
+    (home / "checkpoints").mkdir(parents=True)
+    for path in (trustkit_home / "checkpoints").glob("gen-*-digits*"):
+        shutil.copy2(path, home / "checkpoints" / path.name)
+    return home
+
+
+def test_fakes_killed_mid_study_resumes_with_identical_results(tmp_path, digit_generators, trustkit_home):
+    home = _home_with_generators(trustkit_home, tmp_path / "home")
+    done = kill_mid_run(FAKES_SCRIPT, tmp_path / "killed", home, cells_before_kill=2, total=FAKES_CELLS)
+    resumed = run_script(FAKES_SCRIPT, tmp_path / "resumed", home)
+    info = json.loads((resumed / "run.json").read_text())
+    assert info["cells"] == {"total": FAKES_CELLS, "computed": FAKES_CELLS - done, "from_cache": done, "failed": 0}
+    fresh = run_script(FAKES_SCRIPT, tmp_path / "fresh-run", _home_with_generators(trustkit_home, tmp_path / "fresh"))
+    pd.testing.assert_frame_equal(pd.read_csv(resumed / "results.csv")[FAKES_COLUMNS],
+                                  pd.read_csv(fresh / "results.csv")[FAKES_COLUMNS])
