@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, markdown_table  # noqa: E402
 
@@ -61,19 +63,20 @@ def main() -> None:
     result = run_audit(config)
     wall = time.perf_counter() - started
     results = result.results
-    reid = result.info["reid"]
+    layers, membership = result.tables["layers.csv"], result.tables["membership.csv"]
+    reid = result.run_info["reid"]
     print(f"\n### Feature inversion per layer: {args.model} on {args.dataset} ({machine()})\n")
-    print(f"{result.layers['n'].iloc[0]} victims (test split, balanced over classes); re-identification classifier: "
+    print(f"{layers['n'].iloc[0]} victims (test split, balanced over classes); re-identification classifier: "
           f"{reid['test_accuracy']:.1%} top-1 on the held-out test split ({reid['what']}), "
           f"{reid['original_top1']:.0%} / {reid['original_top5']:.0%} top-1/top-5 on the original victims, chance "
-          f"{reid['chance']:.1%}. Target test accuracy {result.info['clean_accuracy']:.2%}.\n")
+          f"{reid['chance']:.1%}. Target test accuracy {result.run_info['clean_accuracy']:.2%}.\n")
     rows = []
     base = results[results["kind"] == "baseline"].iloc[0]
     rows.append(["mean image (baseline)", "–", "–", f"{base['psnr']:.1f}", f"{base['ssim']:.3f}",
                  f"{base['reid_top1']:.0%}", f"{base['reid_top5']:.0%}", "–", "–", "–"])
     plain = results[(results["kind"] == "attack") & (results["mitigation"] == "none")].sort_values(["layer_order",
                                                                                                    "attack"])
-    risk = result.layers.set_index("layer")["risk"]
+    risk = layers.set_index("layer")["risk"]
     for _, row in plain.iterrows():
         he = HE_ET_AL.get(row["layer"]) if args.dataset == "mnist" and row["attack"] == "white-box" else None
         rows.append([row["layer"], row["attack"], row["feature_shape"], f"{row['psnr']:.1f}", f"{row['ssim']:.3f}",
@@ -89,17 +92,20 @@ def main() -> None:
                              [[r["mitigation"], r["attack"], f"{r['utility_accuracy']:.1%}", f"{r['psnr']:.1f}",
                                f"{r['ssim']:.3f}", f"{r['reid_top1']:.0%}", f"{r['reid_top5']:.0%}"]
                               for _, r in mitigated.iterrows()]))
-    if len(result.membership):
+    if len(membership):
         print()
         print(markdown_table(["membership attack", "AUC", "TPR @ 1% FPR", "TPR @ 0.1% FPR", "train acc", "test acc",
                               "gap"],
                              [[r["attack"], f"{r['auc']:.3f}", f"{r['tpr_at_1pct_fpr']:.1%}",
                                f"{r['tpr_at_0_1pct_fpr']:.1%}", f"{r['train_accuracy']:.1%}",
-                               f"{r['test_accuracy']:.1%}", f"{r['gap']:.1%}"] for _, r in result.membership.iterrows()]))
+                               f"{r['test_accuracy']:.1%}", f"{r['gap']:.1%}"] for _, r in membership.iterrows()]))
     else:
-        print(f"\nmembership inference: {result.info['membership_note']}")
-    timings = ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items())
-    print(f"\nwall time {wall:.0f} s ({timings}); report: {result.report}")
+        print(f"\nmembership inference: {result.run_info['membership_note']}")
+    cells = pd.DataFrame([{"cell": r.cell.title(), "seconds": r.data["row"]["seconds"]} for r in result.output.finished
+                          if "row" in r.data])
+    slowest = ", ".join(f"{c} {s:.0f} s" for c, s in cells.nlargest(3, "seconds").itertuples(index=False)) \
+        if len(cells) else "-"
+    print(f"\nwall time {wall:.0f} s (slowest cells: {slowest}); report: {result.report}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,24 @@ def test_suite_and_compare_reports_render_cleanly(tmp_path, digits_cnn, digits_s
     compared = compare_runs([str(result.run_dir)], str(tmp_path / "c"))
     found = check_page(compared / "report.html")
     assert found.ok and found.images == 1, found
+
+
+def test_privacy_and_fakes_reports_render_from_cells(tmp_path, digits_cnn, digit_generators):
+    """Both reports are drawn from finished cells (galleries from the cells' packed images)."""
+    from trustkit.detection.run import FakesConfig
+    from trustkit.engine import run_audit, run_fakes
+    from trustkit.privacy.audit import AuditConfig
+
+    audit = run_audit(AuditConfig(n=8, layers=["relu1", "relu3"], whitebox_steps=30, inverse_steps=60,
+                                  prior_steps=20, reid_steps=100, mitigations=["noise:0.5"], membership_n=60,
+                                  mi_classes=2, mi_max_iter=20, out=str(tmp_path / "audit")))
+    found = check_page(audit.report)
+    assert found.ok, found
+    assert found.images >= 2 + 2 * (1 + 3)  # leakage + mitigation figures, per layer the originals + 3 attacks
+    assert {"Risk rating per layer", "Reconstructions", "Membership inference"} <= set(found.headings)
+    fakes = run_fakes(FakesConfig(dataset="digits", generators=digit_generators, detectors=["cnn", "dct"],
+                                  n_train=100, n_val=30, n_test=60, eps=[0.1], perturbations=["jpeg-75"],
+                                  out=str(tmp_path / "fakes")))
+    found = check_page(fakes.report)
+    assert found.ok, found
+    assert {"Detection of known generators", "Evasion by an attacker"} <= set(found.headings)

@@ -103,6 +103,7 @@ def test_bench_on_ray_matches_serial(ray_cluster, tmp_path):
 
 
 BENCH_SCRIPT = """
+import sys
 from trustkit.engine import BenchConfig, run_bench
 run_bench(BenchConfig(attacks=["fgsm", "pgd", "bim", "mifgsm"], model="softmax", eps=[0.02, 0.05, 0.1, 0.2],
                       n=120, probes=False, out=sys.argv[1], attack_params={"steps": 40}))

@@ -37,3 +37,31 @@ def test_fakes_killed_mid_study_resumes_with_identical_results(tmp_path, digit_g
     fresh = run_script(FAKES_SCRIPT, tmp_path / "fresh-run", _home_with_generators(trustkit_home, tmp_path / "fresh"))
     pd.testing.assert_frame_equal(pd.read_csv(resumed / "results.csv")[FAKES_COLUMNS],
                                   pd.read_csv(fresh / "results.csv")[FAKES_COLUMNS])
+
+
+AUDIT_SCRIPT = """
+import sys
+from trustkit.engine import run_audit
+from trustkit.privacy.audit import AuditConfig
+run_audit(AuditConfig(model="softmax", dataset="digits", n=16, whitebox_steps=150, inverse_steps=300,
+                      prior_steps=60, reid_steps=200, mitigations=["noise:0.5", "quant:2"], membership_n=100,
+                      mi_classes=3, mi_max_iter=50, out=sys.argv[1]))
+"""
+AUDIT_COLUMNS = ["kind", "layer", "attack", "mitigation", "utility_accuracy", "psnr", "ssim", "reid_top1",
+                 "reid_top5"]
+
+
+def test_privacy_audit_killed_mid_study_resumes_with_identical_results(tmp_path, monkeypatch):
+    from trustkit.train.zoo import ensure_trained  # train first so the kill lands among the cells
+
+    monkeypatch.setenv("TRUSTKIT_HOME", str(tmp_path / "home"))
+    ensure_trained("softmax", "digits")
+    cells = run_script(AUDIT_SCRIPT, tmp_path / "probe", tmp_path / "probe-home")  # how many cells a run has
+    total = json.loads((cells / "run.json").read_text())["cells"]["total"]
+    done = kill_mid_run(AUDIT_SCRIPT, tmp_path / "killed", tmp_path / "home", cells_before_kill=2, total=total)
+    resumed = run_script(AUDIT_SCRIPT, tmp_path / "resumed", tmp_path / "home")
+    info = json.loads((resumed / "run.json").read_text())
+    assert info["cells"] == {"total": total, "computed": total - done, "from_cache": done, "failed": 0}
+    for table, columns in (("results.csv", AUDIT_COLUMNS), ("layers.csv", ["layer", "risk", "best_psnr"]),
+                           ("membership.csv", ["attack", "auc"])):
+        pd.testing.assert_frame_equal(pd.read_csv(resumed / table)[columns], pd.read_csv(cells / table)[columns])

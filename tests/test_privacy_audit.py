@@ -150,8 +150,8 @@ def test_olivetti_audit_reidentifies_people_from_early_layers(tmp_path, shared_d
     result = run_audit(AuditConfig(model="cnn", dataset="olivetti", layers=["relu1", "relu3"], attacks=["white-box"],
                                    n=40, whitebox_steps=150, whitebox_restarts=1, mitigations=[], membership=False,
                                    model_inversion=False, data_root=str(shared_data), out=str(tmp_path)))
-    layers = result.layers.set_index("layer")
-    assert result.info["reid"]["test_accuracy"] > 0.8
+    layers = result.tables["layers.csv"].set_index("layer")
+    assert result.run_info["reid"]["test_accuracy"] > 0.8
     assert layers.loc["relu1", "best_reid_top1"] > 0.5 and layers.loc["relu1", "risk"] == "high"
     assert layers.loc["relu1", "best_psnr"] > layers.loc["relu3", "best_psnr"]
 

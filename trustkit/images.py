@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,3 +63,16 @@ def figure_uri(fig) -> str:  # noqa: ANN001
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return data_uri(buffer.getvalue())
+
+
+def pack_images(images: torch.Tensor) -> dict[str, Any]:
+    """Images (N, C, H, W in [0, 1]) as float16 bytes in base64: small in the cell's JSON, exact enough for
+    the report to draw them and their perturbation."""
+    array = images.detach().to("cpu", torch.float16).numpy()
+    return {"shape": list(array.shape), "float16": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def unpack_images(packed: dict[str, Any]) -> torch.Tensor:
+    """The inverse of :func:`pack_images` (float32)."""
+    raw = np.frombuffer(base64.b64decode(packed["float16"]), dtype=np.float16).reshape(packed["shape"])
+    return torch.from_numpy(raw.astype(np.float32))

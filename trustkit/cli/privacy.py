@@ -52,11 +52,13 @@ def privacy() -> None:
 @opt.seed("Seed for victims, restarts and training.")
 @opt.out("Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
 @opt.data_options(download_help="Fetch a missing data set into the first data root (needs internet).")
+@opt.run_options
 def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
           restarts: int | None, tv_weight: float, inverse_steps: int | None, prior: str, prior_steps: int,
           reid_steps: int | None, mitigations: str | None, mitigation_layer: str | None, membership: bool,
           membership_n: int, model_inversion: bool, mi_classes: int, mi_iter: int, device: str, seed: int, out: str,
-          data_root: str | None, download: bool) -> None:
+          data_root: str | None, download: bool, jobs: int, no_cache: bool, backend: str,
+          ray_address: str | None) -> None:
     """How much of a private input can be rebuilt from a layer's features, and what does the model leak
     about its training set?
 
@@ -90,13 +92,16 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
                          prior_steps=prior_steps, reid_steps=reid_steps, mitigations=chosen,
                          mitigation_layer=mitigation_layer, membership=membership, membership_n=membership_n,
                          model_inversion=model_inversion, mi_classes=mi_classes, mi_max_iter=mi_iter,
-                         trust_code=trust_code)
+                         trust_code=trust_code, use_cache=not no_cache, jobs=jobs, backend=backend,
+                         ray_address=ray_address)
+    opt.check_backend(backend, ray_address)
     result = run_audit(config)
     print_audit(result)
-    click.echo(f"report: {result.report / 'report.html'}")
+    click.echo(f"report: {result.report}")
+    opt.exit_on_failed_cells(result.run_info)
 
 
-def print_audit(result) -> None:  # noqa: ANN001 - AuditResult
+def print_audit(result) -> None:  # noqa: ANN001 - trustkit.engine.RunResult
     """The worst case per layer, the membership-inference line(s) and the sanity flags."""
     from rich.console import Console
 
@@ -107,14 +112,16 @@ def print_audit(result) -> None:  # noqa: ANN001 - AuditResult
               "best PSNR": lambda row: f"{row['best_psnr']:.1f} dB", "best SSIM": lambda row: f"{row['best_ssim']:.3f}",
               "re-id top-1": lambda row: pct(row["best_reid_top1"]), "top-5": lambda row: pct(row["best_reid_top5"]),
               "strongest": lambda row: str(row["strongest_attack"])}
-    print_table(result.layers.sort_values("layer_order"), ["layer"], values,
-                title="feature inversion: worst case per layer",
-                justify={"features": "left", "risk": "left", "strongest": "left"})
+    layers, membership = result.tables["layers.csv"], result.tables["membership.csv"]
+    if len(layers):
+        print_table(layers.sort_values("layer_order"), ["layer"], values,
+                    title="feature inversion: worst case per layer",
+                    justify={"features": "left", "risk": "left", "strongest": "left"})
     console = Console()
-    if len(result.membership):
-        for _, row in result.membership.iterrows():
+    if len(membership):
+        for _, row in membership.iterrows():
             console.print(f"membership inference {row.get('attack')}: AUC {row.get('auc', float('nan')):.3f}, "
                           f"TPR@1%FPR {pct(row.get('tpr_at_1pct_fpr'))}", highlight=False)
     else:
-        console.print(f"membership inference: {result.info['membership_note']}", highlight=False)
+        console.print(f"membership inference: {result.run_info['membership_note']}", highlight=False)
     print_flags(result.checks)

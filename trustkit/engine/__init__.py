@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 from trustkit.engine.backends import BACKENDS
 from trustkit.engine.cache import CellCache
 from trustkit.engine.core import RunResult, execute, run
-from trustkit.engine.workloads import run_audit, run_gen_eval, run_gen_train
+from trustkit.engine.workloads import run_gen_eval, run_gen_train
 from trustkit.studies.bench import MAX_CELLS, BenchConfig, bench_study, capped_jobs, suite_study
 
 if TYPE_CHECKING:
     from trustkit.blackbox.substitute import SubstituteConfig, SubstituteResult
     from trustkit.detection.run import FakesConfig
+    from trustkit.privacy.audit import AuditConfig
     from trustkit.blackbox.transfer import TransferConfig, TransferResult
 
 BenchResult = RunResult  # what run_bench / run_suite return
@@ -72,6 +73,17 @@ def run_fakes(config: "FakesConfig") -> RunResult:
     from trustkit.studies.fakes import fakes_study
 
     return run(fakes_study(config), out=config.out, device=config.device, backend=config.backend,
+               jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
+               ray_address=config.ray_address)
+
+
+def run_audit(config: "AuditConfig") -> RunResult:
+    """Audit what a model's features leak (inversion per layer and mitigation, re-identification, membership,
+    model inversion) and write ``<out>/<run-id>/``: report.html, results.csv, layers.csv, membership.csv,
+    model_inversion.csv and run.json."""
+    from trustkit.studies.privacy_audit import privacy_audit_study
+
+    return run(privacy_audit_study(config), out=config.out, device=config.device, backend=config.backend,
                jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
                ray_address=config.ray_address)
 

@@ -1,7 +1,6 @@
-"""Workloads that are not cells yet — privacy audits, generative training and evaluation:
+"""Workloads that are not cells yet — generative training and evaluation:
 their package computes the result, the report renders it and :mod:`trustkit.rundir` writes the folder.
-They do not resume cell by cell: each caches its expensive parts (built data, trained detectors, inverse
-networks, generators) in the store instead.
+They do not resume cell by cell: they cache the trained generators in the store instead.
 """
 from __future__ import annotations
 
@@ -9,18 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trustkit.generative.run import GenRunResult
-    from trustkit.privacy.audit import AuditConfig, AuditResult
-
-
-def run_audit(config: "AuditConfig") -> "AuditResult":
-    """Audit what a model's features leak (inversion per layer, re-identification, membership, model
-    inversion) and write ``<out>/<run-id>/``; the result's ``report`` is the folder."""
-    from trustkit.privacy.audit import audit_model
-    from trustkit.report.privacy import write_audit_report
-
-    result = audit_model(config)
-    result.report = write_audit_report(result)
-    return result
 
 
 def run_gen_train(arch: str, dataset: str = "digits", **options: Any) -> "GenRunResult":

@@ -1,7 +1,7 @@
 """Privacy audits: feature inversion per layer (white-box, inverse network, generative prior), reconstruction
 metrics and re-identification, split-layer mitigations, membership inference and model inversion.
 
-Entry points: :func:`trustkit.engine.run_audit` (the whole audit and its report; the audit itself is :func:`trustkit.privacy.audit.audit_model`) and the attacks in
+Entry points: :func:`trustkit.engine.run_audit` (the whole audit and its report, as the cells of :mod:`trustkit.studies.privacy_audit`) and the attacks in
 :mod:`trustkit.privacy.inversion` / :mod:`trustkit.privacy.inverse_net`. See docs/privacy.md.
 """
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """The privacy audit: how much of a private input can be rebuilt from a model's intermediate features, and
 what the model gives away about its training set.
 
-:func:`audit_model` loads the target classifier and the data set, picks the victims (test images neither the
-target nor the re-identification classifier trained on), and for every audited layer runs the feature-inversion
-attacks, scores the reconstructions (PSNR, SSIM, re-identification top-1/top-5 against chance) and rates the
-layer's risk. It adds a mean-image baseline, the split-layer mitigation curve, membership inference and MIFace
-model inversion (``trustkit.privacy.membership`` / ``model_inversion``, when present), sanity checks, and writes
-the report folder (``trustkit.report.privacy``, written by ``trustkit.engine.run_audit``).
+:func:`load_subject` loads the target classifier and the data set, picks the victims (test images neither the
+target nor the re-identification classifier trained on) and trains (or reuses) the re-identification
+classifier; :func:`invert` runs one feature-inversion attack on one layer, raw or under a split-layer
+mitigation, and scores the reconstructions (PSNR, SSIM, re-identification top-1/top-5 against chance);
+:func:`rate_layers` rates each layer's risk beside the mean-image baseline (:func:`reference_rows`);
+:func:`membership` and :func:`model_inversion` add membership inference and MIFace model inversion. The study
+that runs these as engine cells is :mod:`trustkit.studies.privacy_audit`; its report is
+:mod:`trustkit.report.privacy`.
 
 Risk rating of a layer (worst case over the attacks, on the victims):
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -28,18 +30,19 @@ import torch
 
 from trustkit.data import get_spec, load_dataset
 from trustkit.errors import InvalidArgumentError
-from trustkit.models.loading import resolve_model
+from trustkit.models import build_model
+from trustkit.models.loading import resolve_model, zoo_arch
 from trustkit.privacy.inverse_net import InverseNetworkAttack, model_fingerprint
-from trustkit.privacy.inversion import DEFAULT_PRIOR, GenerativePriorInversion, InversionAttack, InversionTarget, WhiteBoxInversion
+from trustkit.privacy.inversion import (DEFAULT_PRIOR, GenerativePriorInversion, InversionAttack, InversionTarget,
+                                       WhiteBoxInversion)
 from trustkit.privacy.layers import FeatureExtractor, LayerInfo, describe_layers, frozen, resolve_layers
 from trustkit.privacy.metrics import UNRECOGNISABLE_SSIM, psnr, ssim
-from trustkit.privacy.mitigations import DEFAULT_MITIGATIONS, feature_stats, make_transform, parse_mitigation, utility
+from trustkit.privacy.mitigations import (DEFAULT_MITIGATIONS, feature_stats, make_transform, parse_mitigation,
+                                         utility)
 from trustkit.privacy.reid import ReidClassifier, load_reid
 from trustkit.registry import Registry
-from trustkit.runtime import log, seed_everything, select_device
-from trustkit.privacy.risk import audit_checks, rate_layer
-from trustkit.sanity import Check
-from trustkit.train.zoo import ensure_trained
+from trustkit.runtime import log, seed_everything
+from trustkit.privacy.risk import rate_layer
 
 ATTACK_NAMES: Registry[str] = Registry("inversion attack")
 ATTACK_NAMES.add("white-box", "white-box", summary=WhiteBoxInversion.description, aliases=("whitebox", "wb", "rmle"))
@@ -83,6 +86,10 @@ class AuditConfig:
     mi_classes: int = 10
     mi_max_iter: int = 300
     trust_code: bool = False  # the user's consent to a model that is code (package.module:factory)
+    use_cache: bool = True
+    jobs: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
 
     def validate(self) -> "AuditConfig":
         self.attacks = [ATTACK_NAMES.canonical(a) for a in self.attacks]
@@ -101,28 +108,6 @@ class AuditConfig:
         return self
 
 
-@dataclass
-class AuditResult:
-    """What an audit produced: tidy frames, images for the galleries, figures' inputs, checks, timings."""
-
-    config: AuditConfig
-    results: pd.DataFrame  # one row per (layer, attack, mitigation) plus baseline rows
-    layers: pd.DataFrame  # one row per audited layer: worst-case leakage and risk rating
-    membership: pd.DataFrame
-    model_inversion: pd.DataFrame
-    victims: torch.Tensor
-    victim_labels: torch.Tensor
-    reconstructions: dict[tuple[str, str], torch.Tensor]  # (layer alias, attack) -> N×C×H×W, no mitigation
-    mitigation_images: dict[str, torch.Tensor]
-    checks: list[Check]
-    timings: dict[str, float]
-    info: dict[str, Any]
-    membership_result: Any = None
-    model_inversion_result: Any = None
-    real_means: torch.Tensor | None = None
-    report: Any = None  # path of the run folder once written
-
-
 def pick_victims(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """``n`` indices balanced over classes: a seeded shuffle, then round-robin over classes (so 40 Olivetti
     victims are one photo of each person)."""
@@ -138,7 +123,8 @@ def pick_victims(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return order.new_tensor(sorted(range(len(labels)), key=lambda i: int(key[i]))[:n])
 
 
-def _attack(name: str, config: AuditConfig, image_pixels: int) -> InversionAttack:
+def inversion_attack(name: str, config: AuditConfig, image_pixels: int) -> InversionAttack:
+    """Inversion attack ``name`` with the audit's settings (cheaper defaults above 32×32 pixels)."""
     small = image_pixels <= 1024  # up to 32×32: the defaults; larger images get cheaper ones on a CPU
     if name == "white-box":
         return WhiteBoxInversion(steps=config.whitebox_steps, restarts=config.whitebox_restarts or (2 if small else 1),
@@ -164,8 +150,8 @@ def score(reconstruction: torch.Tensor, original: torch.Tensor, labels: torch.Te
     return row
 
 
-def _membership(model: torch.nn.Module, train_set: Any, test_set: Any, config: AuditConfig,
-                device: torch.device) -> tuple[Any, pd.DataFrame, str]:
+def membership(model: torch.nn.Module, train_set: Any, test_set: Any, config: AuditConfig,
+               device: torch.device) -> tuple[Any, pd.DataFrame, str]:
     """Membership inference via ``trustkit.privacy.membership`` (guarded: the audit runs without it)."""
     try:
         from trustkit.privacy.membership import run_membership
@@ -181,8 +167,8 @@ def _membership(model: torch.nn.Module, train_set: Any, test_set: Any, config: A
     return result, pd.DataFrame(result.rows), ""
 
 
-def _model_inversion(model: torch.nn.Module, spec: Any, reid: ReidClassifier | None, config: AuditConfig,
-                     device: torch.device) -> tuple[Any, pd.DataFrame, str]:
+def model_inversion(model: torch.nn.Module, spec: Any, reid: ReidClassifier | None, config: AuditConfig,
+                    device: torch.device) -> tuple[Any, pd.DataFrame, str]:
     """MIFace class representatives via ``trustkit.privacy.model_inversion`` (guarded), re-identified."""
     try:
         from trustkit.privacy.model_inversion import run_model_inversion
@@ -202,154 +188,169 @@ def _model_inversion(model: torch.nn.Module, spec: Any, reid: ReidClassifier | N
     return result, frame, ""
 
 
-def audit_model(config: AuditConfig) -> AuditResult:
-    """Run the whole audit (module doc) and write the report folder; returns the frames and the folder."""
-    config.validate()
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+def audit_layers(config: AuditConfig) -> tuple[list[LayerInfo], list[LayerInfo], LayerInfo]:
+    """``(every layer, the audited layers, the mitigation layer)`` of the target, before anything is trained: a
+    zoo name's architecture is built untrained (its layers do not depend on the weights), anything else is
+    loaded. A wrong layer name fails here in one line."""
     spec = get_spec(config.dataset)
-    device = select_device(config.device)
+    arch = zoo_arch(config.model)
+    if arch is not None:
+        model = build_model(arch, spec)
+    else:
+        model = resolve_model(config.model, spec.name, data_root=config.data_root, device="cpu",
+                              download=config.download, trust_code=config.trust_code).module
+    all_layers = describe_layers(model.eval(), spec.shape)
+    layers = resolve_layers(all_layers, config.layers)
+    mitigation_layer = resolve_layers(all_layers, [config.mitigation_layer])[0] if config.mitigation_layer else layers[0]
+    return all_layers, layers, mitigation_layer
+
+
+@dataclass
+class AuditSubject:
+    """What every cell of an audit shares: the target model and its layers, the data, the victims (test images
+    balanced over classes), the re-identification classifier and the target's clean accuracy."""
+
+    config: AuditConfig
+    model_name: str
+    model_source: str
+    model: torch.nn.Module
+    spec: Any  # DatasetSpec
+    all_layers: list[LayerInfo]
+    layers: list[LayerInfo]
+    mitigation_layer: LayerInfo
+    train_set: Any  # ImageDataset
+    test_set: Any
+    victim_index: torch.Tensor
+    reid: ReidClassifier
+    clean_accuracy: float
+    fingerprint: str  # of the target's state dict
+
+    @property
+    def victims(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.test_set.tensors(self.victim_index)
+        return x, y
+
+    def layer(self, alias: str) -> LayerInfo:
+        return next(layer for layer in self.all_layers if layer.alias == alias)
+
+    def to(self, device: torch.device) -> "AuditSubject":
+        self.model.to(device)
+        self.reid.model.to(device)
+        return self
+
+
+def load_subject(config: AuditConfig, device: torch.device) -> AuditSubject:
+    """Load the target (trained already: the engine's prerequisite), its data, victims and re-identification
+    classifier (trained once and cached in the store); a wrong layer name fails here in one line."""
+    spec = get_spec(config.dataset)
     train_set = load_dataset(spec.name, "train", config.data_root, config.download)
     test_set = load_dataset(spec.name, "test", config.data_root)
-    ensure_trained(config.model, spec.name, device=device, data_root=config.data_root, download=config.download)
     loaded = resolve_model(config.model, spec.name, data_root=config.data_root, device=device,
                            download=config.download, trust_code=config.trust_code)
     model = loaded.module.eval()
     all_layers = describe_layers(model, spec.shape)
     layers = resolve_layers(all_layers, config.layers)
-    # resolved now so that a wrong name fails in one line before any work is done
     mitigation_layer = resolve_layers(all_layers, [config.mitigation_layer])[0] if config.mitigation_layer else layers[0]
-    seed_everything(config.seed)
     n = min(config.n or DEFAULT_N.get(spec.name, FALLBACK_N), len(test_set))
-    x_test, y_test = test_set.tensors()
-    victim_index = pick_victims(y_test, n, config.seed)
-    victims, victim_labels = x_test[victim_index], y_test[victim_index]
-    aux_images, _ = train_set.tensors()
-    timings["load"] = time.perf_counter() - started
-
-    t0 = time.perf_counter()
+    victim_index = pick_victims(test_set.tensors()[1], n, config.seed)
     pixels = spec.shape[1] * spec.shape[2]
     reid = load_reid(train_set, test_set, steps=config.reid_steps or (1500 if pixels <= 1024 else 800),
                      seed=config.seed, device=device)
-    original_top1, original_top5 = (float(v.mean()) for v in reid.hits(victims, victim_labels))
-    timings["reid_classifier"] = time.perf_counter() - t0
-
+    x_test, y_test = test_set.tensors()
     with frozen(model):
         clean_accuracy = utility(model, layers[0], None, x_test, y_test, device)
-    fingerprint = model_fingerprint(model)
-    common = {"model": loaded.name, "dataset": spec.name, "n": n, "seed": config.seed}
-    rows: list[dict[str, Any]] = []
+    return AuditSubject(config, loaded.name, loaded.source, model, spec, all_layers, layers, mitigation_layer,
+                        train_set, test_set, victim_index, reid, clean_accuracy, model_fingerprint(model))
+
+
+def _common(subject: AuditSubject) -> dict[str, Any]:
+    return {"model": subject.model_name, "dataset": subject.spec.name, "n": len(subject.victim_index),
+            "seed": subject.config.seed}
+
+
+def reference_rows(subject: AuditSubject) -> list[dict[str, Any]]:
+    """The mean-image baseline (what any attacker gets for free) and the originals (the re-identification
+    ceiling) as results rows."""
+    victims, labels = subject.victims
+    aux_images = subject.train_set.tensors()[0]
     mean_image = aux_images.mean(0, keepdim=True).expand_as(victims)
-    rows.append({**common, "kind": "baseline", "layer": "-", "layer_name": "-", "layer_order": -1, "feature_shape": "-",
-                 "feature_values": 0, "attack": "mean-image", "mitigation": "none", "utility_accuracy": clean_accuracy,
-                 **score(mean_image, victims, victim_labels, reid), "seconds": 0.0})
-    rows.append({**common, "kind": "original", "layer": "-", "layer_name": "-", "layer_order": -1,
-                 "feature_shape": "-", "feature_values": 0, "attack": "original", "mitigation": "none",
-                 "utility_accuracy": clean_accuracy, "psnr": float("inf"), "psnr_std": 0.0, "ssim": 1.0,
-                 "ssim_std": 0.0, "unrecognisable": 0.0, "reid_top1": original_top1, "reid_top5": original_top5,
-                 "seconds": 0.0})
+    top1, top5 = (float(v.mean()) for v in subject.reid.hits(victims, labels))
+    blank = {"layer": "-", "layer_name": "-", "layer_order": -1, "feature_shape": "-", "feature_values": 0,
+             "mitigation": "none", "utility_accuracy": subject.clean_accuracy}
+    return [{**_common(subject), "kind": "baseline", **blank, "attack": "mean-image",
+             **score(mean_image, victims, labels, subject.reid), "seconds": 0.0},
+            {**_common(subject), "kind": "original", **blank, "attack": "original", "psnr": float("inf"),
+             "psnr_std": 0.0, "ssim": 1.0, "ssim_std": 0.0, "unrecognisable": 0.0, "reid_top1": top1,
+             "reid_top5": top5, "seconds": 0.0}]
 
-    attacks = {name: _attack(name, config, pixels) for name in config.attacks}
-    reconstructions: dict[tuple[str, str], torch.Tensor] = {}
-    prepare_notes: dict[str, Any] = {}
 
-    def target_for(layer: LayerInfo, transform: Any = None, transform_name: str = "") -> InversionTarget:
-        return InversionTarget(model, loaded.name, spec.name, layer, spec.shape, aux_images, fingerprint, device,
-                               config.data_root, transform, transform_name)
-
-    def attack_row(layer: LayerInfo, name: str, target: InversionTarget, mitigation: str,
-                   observed: torch.Tensor, util: float) -> tuple[dict[str, Any], torch.Tensor]:
-        attack = attacks[name]
-        t_prepare = time.perf_counter()
-        notes = attack.prepare(target, config.seed)
-        prepare_seconds = time.perf_counter() - t_prepare
-        t_attack = time.perf_counter()
-        images = attack.reconstruct(target, observed, config.seed).float().clamp(0, 1)
-        seconds = time.perf_counter() - t_attack
-        prepare_notes[f"{name}/{layer.alias}/{mitigation}"] = notes
-        row = {**common, "kind": "attack", "layer": layer.alias, "layer_name": layer.name, "layer_order": layer.order,
-               "feature_shape": layer.shape_text, "feature_values": layer.size, "attack": name, "mitigation": mitigation,
-               "utility_accuracy": util, **score(images, victims, victim_labels, reid), "seconds": seconds,
-               "prepare_seconds": prepare_seconds}
-        return row, images
-
-    t0 = time.perf_counter()
-    for layer in layers:
-        target = target_for(layer)
-        with frozen(model), torch.no_grad():
-            features = FeatureExtractor(model, layer)(victims.to(device)).detach()
-        for name in config.attacks:
-            log(f"{name} inversion of {layer.label}, {layer.shape_text} features, {n} victims")
-            row, images = attack_row(layer, name, target, "none", features, clean_accuracy)
-            rows.append(row)
-            reconstructions[(layer.alias, name)] = images
-            log(f"  PSNR {row['psnr']:.1f} dB, SSIM {row['ssim']:.3f}, re-id top-1 {row['reid_top1']:.0%} "
-                f"({row['seconds']:.1f} s)")
-    timings["inversion"] = time.perf_counter() - t0
-
-    # The split-layer mitigation curve, against the attacks that make sense on damaged features.
-    mitigation_images: dict[str, torch.Tensor] = {}
-    t0 = time.perf_counter()
-    if config.mitigations:
-        layer = mitigation_layer
+def invert(subject: AuditSubject, layer_alias: str, attack_name: str, mitigation_index: int | None,
+           device: torch.device) -> dict[str, Any]:
+    """One inversion: ``attack_name`` rebuilds the victims from ``layer_alias``'s features — raw, or under the
+    ``mitigation_index``-th mitigation of the config (an adaptive attacker who knows the transform). Returns
+    the results row, the reconstructions (N×C×H×W in [0, 1]), the attack's parameters and its notes."""
+    config, model = subject.config, subject.model
+    layer = subject.layer(layer_alias)
+    victims, labels = subject.victims
+    aux_images = subject.train_set.tensors()[0]
+    attack = inversion_attack(attack_name, config, subject.spec.shape[1] * subject.spec.shape[2])
+    transform = target_transform = None
+    mitigation, util = "none", subject.clean_accuracy
+    if mitigation_index is not None:
+        parsed = parse_mitigation(config.mitigations[mitigation_index])
         stats = feature_stats(model, layer, aux_images, device)
-        for k, text in enumerate(config.mitigations):
-            mitigation = parse_mitigation(text)
-            transform = make_transform(mitigation, stats, config.seed + 1000 * k)
-            util = utility(model, layer, make_transform(mitigation, stats, config.seed + 1000 * k + 1),
-                           x_test, y_test, device)
-            with frozen(model), torch.no_grad():
-                observed = FeatureExtractor(model, layer, transform)(victims.to(device)).detach()
-            target = target_for(layer, make_transform(mitigation, stats, config.seed + 1000 * k + 2), mitigation.name)
-            for name in config.attacks:
-                if name == "gen-prior":
-                    continue  # same matching objective as white-box through G; one optimisation attacker suffices
-                log(f"{name} inversion of {layer.alias} under {mitigation.name} (utility {util:.1%})")
-                row, images = attack_row(layer, name, target, mitigation.name, observed, util)
-                rows.append(row)
-                if name == "white-box":
-                    mitigation_images[mitigation.name] = images
-    timings["mitigations"] = time.perf_counter() - t0
+        seed = config.seed + 1000 * mitigation_index  # three draws of the transform: observed, utility, attacker's
+        transform = make_transform(parsed, stats, seed)
+        x_test, y_test = subject.test_set.tensors()
+        util = utility(model, layer, make_transform(parsed, stats, seed + 1), x_test, y_test, device)
+        target_transform, mitigation = make_transform(parsed, stats, seed + 2), parsed.name
+    with frozen(model), torch.no_grad():
+        observed = FeatureExtractor(model, layer, transform)(victims.to(device)).detach()
+    target = InversionTarget(model, subject.model_name, subject.spec.name, layer, subject.spec.shape, aux_images,
+                             subject.fingerprint, device, config.data_root, target_transform,
+                             mitigation if mitigation_index is not None else "")
+    seed_everything(config.seed)
+    tic = time.perf_counter()
+    notes = attack.prepare(target, config.seed)
+    prepare_seconds = time.perf_counter() - tic
+    tic = time.perf_counter()
+    images = attack.reconstruct(target, observed, config.seed).float().clamp(0, 1).cpu()
+    seconds = time.perf_counter() - tic
+    row = {**_common(subject), "kind": "attack", "layer": layer.alias, "layer_name": layer.name,
+           "layer_order": layer.order, "feature_shape": layer.shape_text, "feature_values": layer.size,
+           "attack": attack_name, "mitigation": mitigation, "utility_accuracy": util,
+           **score(images, victims, labels, subject.reid), "seconds": seconds, "prepare_seconds": prepare_seconds}
+    log(f"{attack_name} inversion of {layer.alias} ({mitigation}): PSNR {row['psnr']:.1f} dB, SSIM "
+        f"{row['ssim']:.3f}, re-id top-1 {row['reid_top1']:.0%} ({seconds:.1f} s)")
+    return {"row": row, "images": images, "params": attack.params(), "notes": notes}
 
-    results = pd.DataFrame(rows)
+
+def rate_layers(results: pd.DataFrame, subject: AuditSubject) -> pd.DataFrame:
+    """One row per audited layer: the worst case over the attacks on its raw features, and its risk."""
     baseline = results[results["kind"] == "baseline"].iloc[0]
-    layer_rows = []
-    for layer in layers:
+    n, chance = len(subject.victim_index), subject.reid.chance
+    rows = []
+    for layer in subject.layers:
         plain = results[(results["layer_name"] == layer.name) & (results["mitigation"] == "none")
                         & (results["kind"] == "attack")]
-        layer_rows.append({"model": loaded.name, "dataset": spec.name, "layer": layer.alias, "layer_name": layer.name,
-                           "layer_order": layer.order, "feature_shape": layer.shape_text, "feature_values": layer.size,
-                           **rate_layer(plain, float(baseline["ssim"]), reid.chance, n),
-                           "reid_chance": reid.chance, "n": n})
-    layer_frame = pd.DataFrame(layer_rows)
-    results["reid_chance"] = reid.chance
-    results["reid_target"] = reid.what
+        if not len(plain):
+            continue  # every attack on this layer failed
+        rows.append({"model": subject.model_name, "dataset": subject.spec.name, "layer": layer.alias,
+                     "layer_name": layer.name, "layer_order": layer.order, "feature_shape": layer.shape_text,
+                     "feature_values": layer.size, **rate_layer(plain, float(baseline["ssim"]), chance, n),
+                     "reid_chance": chance, "n": n})
+    return pd.DataFrame(rows)
 
-    t0 = time.perf_counter()
-    membership_result, membership, membership_note = (None, pd.DataFrame(), "not requested")
-    if config.membership:
-        membership_result, membership, membership_note = _membership(model, train_set, test_set, config, device)
-    timings["membership"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mi_result, mi_frame, mi_note = (None, pd.DataFrame(), "not requested")
-    real_means = None
-    if config.model_inversion:
-        mi_result, mi_frame, mi_note = _model_inversion(model, spec, reid, config, device)
-        if mi_result is not None:
-            x_train, y_train = train_set.tensors()
-            real_means = torch.stack([x_train[y_train == c].mean(0) for c in mi_result.classes])
-    timings["model_inversion"] = time.perf_counter() - t0
 
-    checks = audit_checks(results, layer_frame, reid, original_top1, n)
-    timings["total"] = time.perf_counter() - started
-    info = {"model_source": loaded.source, "model_name": loaded.name, "clean_accuracy": clean_accuracy,
-            "all_layers": [{"name": layer.name, "alias": layer.alias, "shape": layer.shape_text} for layer in all_layers],
-            "victims": victim_index.tolist(), "reid": {"test_accuracy": reid.test_accuracy, "chance": reid.chance,
-                                                       "what": reid.what, "source": reid.source, **reid.notes,
-                                                       "original_top1": original_top1, "original_top5": original_top5},
-            "attack_params": {name: attack.params() for name, attack in attacks.items()},
-            "attack_notes": prepare_notes, "membership_note": membership_note, "model_inversion_note": mi_note,
-            "device": device, "config": asdict(config)}
-    result = AuditResult(config, results, layer_frame, membership, mi_frame, victims, victim_labels, reconstructions,
-                         mitigation_images, checks, timings, info, membership_result, mi_result, real_means)
-    return result
+def subject_info(subject: AuditSubject) -> dict[str, Any]:
+    """run.json's description of the audited model, victims and re-identification classifier."""
+    victims, labels = subject.victims
+    reid = subject.reid
+    top1, top5 = (float(v.mean()) for v in reid.hits(victims, labels))
+    return {"model_source": subject.model_source, "model_name": subject.model_name,
+            "clean_accuracy": subject.clean_accuracy,
+            "all_layers": [{"name": layer.name, "alias": layer.alias, "shape": layer.shape_text}
+                           for layer in subject.all_layers],
+            "victims": subject.victim_index.tolist(),
+            "reid": {"test_accuracy": reid.test_accuracy, "chance": reid.chance, "what": reid.what,
+                     "source": reid.source, **reid.notes, "original_top1": top1, "original_top5": top5}}

@@ -9,7 +9,8 @@ from trustkit.errors import InvalidArgumentError
 RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "trustkit.report.bench_report:render_bench",
              "transfer": "trustkit.report.transfer:render_transfer",
              "substitute": "trustkit.report.substitute:render_substitute",
-             "fakes": "trustkit.report.detection_report:render_fakes"}
+             "fakes": "trustkit.report.detection_report:render_fakes",
+             "privacy-audit": "trustkit.report.privacy:render_privacy"}
 
 
 def renderer(kind: str) -> Callable[..., str]:

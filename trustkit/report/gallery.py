@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from trustkit.images import image_uri, perturbation_uri
-from trustkit.studies.bench_cells import unpack_images
+from trustkit.images import unpack_images
 
 
 def render_gallery(gallery: dict[str, Any], class_names: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,22 +1,19 @@
-"""The privacy audit's report folder: ``reports/<run-id>/`` with report.html (self-contained), results.csv
-(one row per layer × attack × mitigation, plus the mean-image baseline and the originals), layers.csv (risk
-rating per layer), membership.csv, model_inversion.csv and run.json; built in a temporary folder and renamed
-into place only when complete."""
+"""The privacy audit's report: report.html (self-contained) beside results.csv (one row per layer × attack ×
+mitigation, plus the mean-image baseline and the originals), layers.csv (risk rating per layer),
+membership.csv, model_inversion.csv and run.json, which the engine writes into ``reports/<run-id>/``."""
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from trustkit.rundir import write_run_folder
 from trustkit.report.html import records, render
-from trustkit.images import image_uri
-from trustkit.images import figure_uri, new_figure
+from trustkit.images import figure_uri, image_uri, new_figure, unpack_images
 
 GALLERY_COLUMNS = 8
 ATTACK_COLOURS = {"white-box": "#1f77b4", "inverse-net": "#d62728", "gen-prior": "#2ca02c"}
@@ -92,16 +89,15 @@ def mitigation_figure(results: pd.DataFrame, what: str) -> str | None:
     return figure_uri(fig)
 
 
-def _galleries(result: Any) -> list[dict[str, Any]]:
+def _galleries(layers: pd.DataFrame, results: pd.DataFrame, attacks: list[str], victims: torch.Tensor,
+               reconstructions: dict[tuple[str, str], torch.Tensor]) -> list[dict[str, Any]]:
     galleries = []
-    layer_order = result.layers.sort_values("layer_order")
-    attacks = result.config.attacks
-    original = strip_uri(result.victims)
-    plain = result.results[(result.results["kind"] == "attack") & (result.results["mitigation"] == "none")]
-    for _, layer in layer_order.iterrows():
+    original = strip_uri(victims)
+    plain = results[(results["kind"] == "attack") & (results["mitigation"] == "none")]
+    for _, layer in layers.sort_values("layer_order").iterrows():
         strips = [{"label": "original", "uri": original, "psnr": None, "ssim": None}]
         for attack in attacks:
-            images = result.reconstructions.get((layer["layer"], attack))
+            images = reconstructions.get((layer["layer"], attack))
             if images is None:
                 continue
             row = plain[(plain["layer"] == layer["layer"]) & (plain["attack"] == attack)].iloc[0]
@@ -111,72 +107,71 @@ def _galleries(result: Any) -> list[dict[str, Any]]:
     return galleries
 
 
-def _membership_section(result: Any) -> dict[str, Any]:
-    if result.membership_result is None:
-        return {"available": False, "note": result.info["membership_note"], "rows": [], "roc": None}
-    try:
-        from trustkit.privacy.membership import roc_figure
+def _membership_section(data: dict[str, Any] | None, rows: pd.DataFrame, note: str) -> dict[str, Any]:
+    if data is None or not data["rows"]:
+        return {"available": False, "note": note, "rows": [], "roc": None}
+    from trustkit.privacy.membership import MembershipResult, roc_figure
 
-        roc = roc_figure(result.membership_result)
+    try:
+        roc = roc_figure(MembershipResult(data["rows"], {a: (np.asarray(f), np.asarray(t))
+                                                         for a, (f, t) in data["roc"].items()}))
     except Exception as exc:  # noqa: BLE001 - the other half of the audit must still render
-        roc, result.info["membership_note"] = None, f"ROC figure failed ({type(exc).__name__}: {exc})"
-    return {"available": True, "note": result.info["membership_note"], "rows": records(result.membership), "roc": roc}
+        roc, note = None, f"ROC figure failed ({type(exc).__name__}: {exc})"
+    return {"available": True, "note": note, "rows": records(rows), "roc": roc}
 
 
-def _model_inversion_section(result: Any) -> dict[str, Any]:
-    if result.model_inversion_result is None:
-        return {"available": False, "note": result.info["model_inversion_note"], "rows": [], "gallery": None}
+def _model_inversion_section(data: dict[str, Any] | None, rows: pd.DataFrame, note: str) -> dict[str, Any]:
+    if data is None or not data["rows"]:
+        return {"available": False, "note": note, "rows": [], "gallery": None}
+    from trustkit.privacy.model_inversion import ModelInversionResult, gallery_figure
+
     try:
-        from trustkit.privacy.model_inversion import gallery_figure
-
-        gallery = gallery_figure(result.model_inversion_result, real_means=result.real_means)
+        result = ModelInversionResult(unpack_images(data["images"]), data["classes"], data["rows"])
+        gallery = gallery_figure(result, real_means=unpack_images(data["real_means"]))
     except Exception as exc:  # noqa: BLE001
-        gallery, result.info["model_inversion_note"] = None, f"gallery failed ({type(exc).__name__}: {exc})"
-    return {"available": True, "note": result.info["model_inversion_note"], "rows": records(result.model_inversion),
-            "gallery": gallery}
+        gallery, note = None, f"gallery failed ({type(exc).__name__}: {exc})"
+    return {"available": True, "note": note, "rows": records(rows), "gallery": gallery}
 
 
-def write_audit_report(result: Any) -> Path:
-    """Write ``<out>/<run-id>/`` for an :class:`~trustkit.privacy.audit.AuditResult`; returns the folder."""
-    config = result.config
-    out = Path(config.out)
-    frame = result.results
-    dataset = frame["dataset"].iloc[0]
-    model = frame["model"].iloc[0]
-    reid = result.info["reid"]
+def render_privacy(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+    """The self-contained HTML report of a privacy audit (:mod:`trustkit.studies.privacy_audit`)."""
+    from trustkit.studies.privacy_audit import InversionCell, MembershipCell, ModelInversionCell
+
+    frame, layers = tables["results.csv"], tables["layers.csv"]
+    group = output.groups.get("audit", {})
+    reid = info["reid"]
+    finished = output.finished
+    reconstructions = {(r.cell.layer, r.cell.attack): unpack_images(r.data["images"]) for r in finished
+                       if isinstance(r.cell, InversionCell) and r.cell.mitigation is None}
+    mitigation_strip = [{"label": r.cell.mitigation_name, "uri": strip_uri(unpack_images(r.data["images"]))}
+                        for r in finished if isinstance(r.cell, InversionCell) and r.cell.mitigation is not None
+                        and r.cell.attack == "white-box"]
+    member = next((r.data for r in finished if isinstance(r.cell, MembershipCell)), None)
+    inverted = next((r.data for r in finished if isinstance(r.cell, ModelInversionCell)), None)
     baseline = frame[frame["kind"] == "baseline"].iloc[0]
     mitigated = frame[(frame["kind"] == "attack") & (frame["mitigation"] != "none")]
     context = {
-        "layers": records(result.layers), "rows": records(frame[frame["kind"] == "attack"]),
+        "layers": records(layers), "rows": records(frame[frame["kind"] == "attack"]),
         "baseline": records(frame[frame["kind"] == "baseline"])[0],
         "original": records(frame[frame["kind"] == "original"])[0],
-        "galleries": _galleries(result),
-        "leakage_plot": leakage_figure(frame, reid["chance"], reid["what"]),
+        "galleries": _galleries(layers, frame, info["config"]["attacks"], unpack_images(group["victims"]),
+                                reconstructions) if len(layers) else [],
+        "leakage_plot": leakage_figure(frame, reid["chance"], reid["what"]) if len(layers) else None,
         "mitigation_plot": mitigation_figure(frame, reid["what"]),
         "mitigation_rows": records(mitigated),
         "mitigation_layer": mitigated["layer"].iloc[0] if len(mitigated) else None,
-        "mitigation_strip": [{"label": name, "uri": strip_uri(images)} for name, images in result.mitigation_images.items()],
-        "membership": _membership_section(result), "model_inversion": _model_inversion_section(result),
-        "reid": reid, "checks": [c.to_dict() for c in result.checks],
-        "flag_count": sum(c.status == "flag" for c in result.checks),
-        "clean_accuracy": result.info["clean_accuracy"], "attack_params": result.info["attack_params"],
-        "n": int(frame["n"].iloc[0]), "model": model, "dataset": dataset, "baseline_ssim": float(baseline["ssim"]),
+        "mitigation_strip": mitigation_strip,
+        "membership": _membership_section(member, tables["membership.csv"], info["membership_note"]),
+        "model_inversion": _model_inversion_section(inverted, tables["model_inversion.csv"],
+                                                    info["model_inversion_note"]),
+        "reid": reid, "checks": [c.to_dict() for c in checks], "flag_count": sum(c.status == "flag" for c in checks),
+        "clean_accuracy": info["clean_accuracy"], "attack_params": info["attack_params"],
+        "n": int(frame["n"].iloc[0]), "model": frame["model"].iloc[0], "dataset": frame["dataset"].iloc[0],
+        "baseline_ssim": float(baseline["ssim"]),
+        "highest_risk": max(layers["risk"], key=lambda r: {"low": 0, "medium": 1, "high": 2}[r]) if len(layers)
+        else "unknown",
     }
-    context["highest_risk"] = max(result.layers["risk"], key=lambda r: {"low": 0, "medium": 1, "high": 2}[r])
-    extra = {k: v for k, v in result.info.items() if k not in ("config", "device")}
-
-    def html(info: dict) -> str:
-        return render("privacy.html.j2", env=info, run_id=info["run_id"], created=info["created"],
-                      config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
-                      device=info["device"], timings=info["timings_seconds"], title=info["title"],
-                      subtitle=info["subtitle"], **context)
-
-    folder, _ = write_run_folder(
-        out, f"privacy-{model}-{dataset}", kind="privacy-audit", title=f"Privacy audit: {model} on {dataset}",
-        subtitle=f"feature inversion of {len(result.layers)} layer(s), {frame['n'].iloc[0]} victims",
-        config={**result.info["config"], "seed": config.seed}, device=result.info["device"], checks=result.checks,
-        timings=result.timings, render_html=html,
-        tables={"results.csv": frame, "layers.csv": result.layers, "membership.csv": result.membership,
-                "model_inversion.csv": result.model_inversion}, **extra)
-    return folder
-
+    return render("privacy.html.j2", env=info, run_id=info["run_id"], created=info["created"],
+                  config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
+                  device=info["device"], timings=info["timings_seconds"], title=info["title"],
+                  subtitle=info["subtitle"], failures=info.get("failures", []), **context)

@@ -9,13 +9,11 @@ library versions (:mod:`trustkit.fingerprint`).
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 
 from trustkit.attacks import Attack, format_eps
@@ -25,6 +23,7 @@ from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
 from trustkit.data.base import subset
 from trustkit.fingerprint import cache_key, file_fingerprint, state_dict_fingerprint, tensor_fingerprint
+from trustkit.images import pack_images
 from trustkit.models.loading import LoadedModel, resolve_model
 from trustkit.runtime import seed_everything
 from trustkit.sanity import probe_model
@@ -196,19 +195,6 @@ def describe_params(attack: Attack) -> str:
     """An attack's resolved parameters, eps and norm aside, as compact JSON (a results.csv column)."""
     params = {k: v for k, v in attack.params().items() if k not in ("eps", "norm")}
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def pack_images(images: torch.Tensor) -> dict[str, Any]:
-    """Images (N, C, H, W in [0, 1]) as float16 bytes in base64: small in the cell's JSON, exact enough for
-    the report to draw them and their perturbation."""
-    array = images.detach().to("cpu", torch.float16).numpy()
-    return {"shape": list(array.shape), "float16": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
-def unpack_images(packed: dict[str, Any]) -> torch.Tensor:
-    """The inverse of :func:`pack_images` (float32)."""
-    raw = np.frombuffer(base64.b64decode(packed["float16"]), dtype=np.float16).reshape(packed["shape"])
-    return torch.from_numpy(raw.astype(np.float32))
 
 
 class _SamplesBar:
