@@ -244,3 +244,20 @@ def test_bench_hopskipjump_records_queries(tmp_path, capsys, digits_softmax):
     # with ~120 the search may end before any query lands inside the ball, and the median is then undefined
     assert row["access"] == "black-box" and row["success_rate"] > 0 and 1 <= row["queries"] <= 400
     assert "Success rate against queries" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_linf_proposals_always_change_the_point(channels):
+    """On black images every window already sits at clamp(x - eps) = 0 where the best point is: a draw of
+    negative signs would change nothing (a wasted query), so such draws take another sign pattern — every
+    proposal differs from the best point, and the replacement patterns are all used."""
+    from trustkit.attacks.square import Square
+
+    torch.manual_seed(0)
+    x = torch.zeros(400, channels, 8, 8)
+    best = x.clone()
+    proposal = Square(0.1)._propose_linf(x, best, 0.3)
+    changed = (proposal - best).abs().flatten(1).amax(1) > 0
+    assert bool(changed.all())
+    patterns = {tuple(row) for row in (proposal.amax((2, 3)) > 0).int().tolist()}  # channels raised to eps
+    assert len(patterns) == 2 ** channels - 1  # every non-empty channel set, as redrawing would give

@@ -22,7 +22,6 @@ from trustkit.errors import InvalidArgumentError
 DEFAULT_P_INIT = {"linf": 0.05, "l2": 0.1}  # the official code's defaults for standard (non-robust) models
 # Iterations (of a 10,000-query run) after which p halves; the schedule is rescaled to the actual budget.
 P_CHECKPOINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
-MAX_RESAMPLES = 20  # linf: redraw a window's signs at most this often when the draw would change nothing
 
 
 def p_selection(p_init: float, iteration: int, n_queries: int) -> float:
@@ -162,8 +161,9 @@ class Square(Attack):
         return (x + delta / _per_sample_norm(delta).clamp_min(1e-12) * self.eps).clamp(0.0, 1.0)
 
     def _propose_linf(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
-        """Per sample, one square of side ``sqrt(p·h·w)`` set to ``x ± eps`` (one sign per channel), redrawn
-        when it would leave the current best point unchanged (a query that cannot tell anything)."""
+        """Per sample, one square of side ``sqrt(p·h·w)`` set to ``x ± eps`` (one sign per channel). A draw that
+        would leave the current best point unchanged (a query that cannot tell anything) is replaced by one of
+        the other sign patterns, uniformly: what redrawing until something changes gives, without the loop."""
         m, c, h, w = x.shape
         side = min(max(int(round(math.sqrt(p * h * w))), 1), min(h, w) - 1) if min(h, w) > 1 else 1
         top = torch.randint(0, h - side + 1, (m,), device=x.device)
@@ -174,12 +174,15 @@ class Square(Attack):
         in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)
         window = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # m×1×h×w
         signs = _random_signs((m, c, 1, 1), x.device)
-        for _ in range(MAX_RESAMPLES):
-            proposal = torch.where(window, (x + self.eps * signs).clamp(0.0, 1.0), best)
-            unchanged = ((proposal - best).abs() < 1e-7).flatten(1).all(1)
-            if not bool(unchanged.any()):
-                break
-            signs[unchanged] = _random_signs((int(unchanged.sum()), c, 1, 1), x.device)
+        proposal = torch.where(window, (x + self.eps * signs).clamp(0.0, 1.0), best)
+        redo = ((proposal - best).abs() < 1e-7).flatten(1).all(1).nonzero().squeeze(1)
+        if len(redo):
+            # unchanged under signs s means best = clamp(x + s·eps) in the window; flipping any non-empty set
+            # of channels changes those channels (x - eps < x + eps, and both cannot clip to the same bound)
+            flips = torch.randint(1, 2 ** c, (len(redo), 1), device=x.device)
+            bits = (flips >> torch.arange(c, device=x.device)[None, :]) & 1  # a random non-empty channel set
+            flipped = signs[redo] * (1 - 2 * bits.float())[:, :, None, None]
+            proposal[redo] = torch.where(window[redo], (x[redo] + self.eps * flipped).clamp(0.0, 1.0), best[redo])
         return proposal
 
     def _propose_l2(self, x: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
