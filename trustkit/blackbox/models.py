@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from trustkit.attacks import Attack
+from trustkit.batches import map_batches
 from trustkit.errors import InvalidArgumentError, UnknownNameError
 from trustkit.models import MODELS
 from trustkit.models.loading import FACTORY_PATTERN, LoadedModel, resolve_model
@@ -101,19 +102,6 @@ class ModelCache:
 def craft(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
           device: torch.device, bar: ProgressTask | None = None) -> torch.Tensor:
     """Adversarial examples of ``attack`` on ``model`` for every image (``x``/``y`` and the result on the CPU)."""
-    out = torch.empty_like(x)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device, non_blocking=True)
-        yb = y[start:start + batch_size].to(device, non_blocking=True)
-        out[start:start + batch_size] = attack(model, xb, yb).to("cpu")
-        if bar is not None:
-            bar.advance(len(xb) / max(len(x), 1))
-    return out
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Predicted labels (int64, CPU) of ``model`` for images ``x``."""
-    labels = [model(x[i:i + batch_size].to(device, non_blocking=True)).argmax(1).cpu()
-              for i in range(0, len(x), batch_size)]
-    return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+    advance = None if bar is None else (lambda rows: bar.advance(rows / max(len(x), 1)))
+    return map_batches(lambda xb, yb: attack(model, xb, yb), x, y, batch_size=batch_size, device=device,
+                       progress=advance, empty=torch.empty_like(x))

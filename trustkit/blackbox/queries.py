@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trustkit.models.inference import predict_labels
+
 
 class LabelOracle:
     """The target as a label-only oracle (Papernot et al. 2017): ``oracle(x)`` returns only the predicted
@@ -17,7 +19,6 @@ class LabelOracle:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted labels (int64, CPU) of images ``x`` (N×C×H×W in [0, 1], any device)."""
-        labels = [self._model(x[i:i + self._batch_size].to(self._device)).argmax(1).cpu()
-                  for i in range(0, len(x), self._batch_size)]
+        labels = predict_labels(self._model, x, batch_size=self._batch_size, device=self._device)
         self.queries += len(x)
-        return torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+        return labels

@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from trustkit.attacks import format_eps
-from trustkit.blackbox.models import predict
+from trustkit.batches import map_batches
 from trustkit.blackbox.queries import LabelOracle
 from trustkit.data import DatasetSpec, ImageDataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.models import MODELS, build_model
+from trustkit.models.inference import predict_labels
 from trustkit.runtime import log, prepare_model, seed_everything
 from trustkit.sanity import Check
 
@@ -183,15 +184,15 @@ def jacobian_augmentation(model: nn.Module, x: torch.Tensor, labels: torch.Tenso
     """``clip(x + lam·sign(∂F_label(x)/∂x), 0, 1)`` with F the substitute's softmax output (the paper's J_F
     row of the oracle's label); inputs and result on the CPU."""
     model.eval()
-    out = torch.empty_like(x)
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device).requires_grad_(True)
-        yb = labels[start:start + batch_size].to(device)
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        xb = xb.requires_grad_(True)
         with torch.enable_grad():
             probabilities = model(xb).float().softmax(1).gather(1, yb[:, None]).sum()
             (grad,) = torch.autograd.grad(probabilities, xb)
-        out[start:start + batch_size] = (xb.detach() + lam * grad.sign()).clamp(0.0, 1.0).cpu()
-    return out
+        return (xb.detach() + lam * grad.sign()).clamp(0.0, 1.0)
+
+    return map_batches(step, x, labels, batch_size=batch_size, device=device, empty=torch.empty_like(x))
 
 
 def train_substitute(oracle: LabelOracle, seeds: torch.Tensor, spec: DatasetSpec, config: SubstituteConfig, *,
@@ -220,7 +221,7 @@ def train_substitute(oracle: LabelOracle, seeds: torch.Tensor, spec: DatasetSpec
         record: dict[str, float] = {"round": round_index, "training_images": len(x_sub), "queries": oracle.queries,
                                     "lambda": config.step(round_index) if round_index < config.rho else math.nan}
         if eval_x is not None:
-            predicted = predict(model, eval_x, batch_size=512, device=device)
+            predicted = predict_labels(model, eval_x, batch_size=512, device=device)
             record["agreement"] = (predicted == eval_target).float().mean().item() if eval_target is not None else math.nan
             record["substitute_accuracy"] = (predicted == eval_y).float().mean().item() if eval_y is not None else math.nan
         if round_index == config.rho:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trustkit.batches import map_batches
 from trustkit.detection.base import FAKE, REAL, Detector
 
 
@@ -69,9 +70,6 @@ def evade(detector: Detector, fakes: torch.Tensor, eps: float, *, steps: int = 1
     if eps == 0:
         return fakes
     attack = PGD(eps, steps=steps, targeted=True, early_stop=False)
-    out = []
-    for start in range(0, len(fakes), batch_size):
-        x = fakes[start:start + batch_size].float().div(255.0).to(device)
-        target = torch.full((len(x),), REAL, device=device)
-        out.append(to_uint8(attack(detector.module, x, target).cpu()))
-    return torch.cat(out)
+    targets = torch.full((len(fakes),), REAL)
+    return map_batches(lambda x, target: to_uint8(attack(detector.module, x.float().div(255.0), target)), fakes,
+                       targets, batch_size=batch_size, device=device, empty=fakes.clone())

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from trustkit.batches import map_batches
 from trustkit.errors import InvalidArgumentError, ShapeMismatchError
 
 Logs = dict[str, torch.Tensor]
@@ -107,11 +108,9 @@ class GenerativeModel(nn.Module):
         self.eval()
         try:
             z = self.sample_latent(n, generator)
-            parts = [self.decode(z[i:i + batch_size], None if labels is None else labels[i:i + batch_size]).cpu()
-                     for i in range(0, n, batch_size)]
+            return map_batches(self.decode, z, labels, batch_size=batch_size)
         finally:
             self.train(was_training)
-        return torch.cat(parts)
 
     def finish_training(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         """Hook run after every epoch with (a subset of) the training images, uint8 or float in [0, 1];

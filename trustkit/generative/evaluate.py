@@ -17,7 +17,7 @@ from trustkit.data import ImageDataset, load_dataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.generative.base import GenerativeModel
 from trustkit.generative.features import FeatureExtractor, domain_feature_net
-from trustkit.generative.likelihood import batched, binarize, elbo, importance_weighted_log_likelihood
+from trustkit.generative.likelihood import batched, binarize, elbo, importance_weighted_log_likelihood, mean_loss
 from trustkit.generative.metrics import (ModeCoverage, conditional_agreement, frechet_distance,
                                          kernel_inception_distance, mode_coverage, precision_recall)
 
@@ -170,9 +170,8 @@ def evaluate_generator(model: GenerativeModel, dataset: str, *, config: GenEvalC
         x, y = test_set.tensors(torch.arange(min(config.n, len(test_set))))
         model.eval()
         with torch.no_grad():
-            losses = [model.loss(x[i:i + 500].to(model_device), y[i:i + 500].to(model_device))[0].item()
-                      * len(x[i:i + 500]) for i in range(0, len(x), 500)]
-        rows.append(_row("test_reconstruction_mse", sum(losses) / len(x), "on [-1, 1] pixels", len(x),
+            loss = mean_loss(model, x, y, model_device)
+        rows.append(_row("test_reconstruction_mse", loss, "on [-1, 1] pixels", len(x),
                          "mean squared reconstruction error of test images"))
     return GenEvaluation(rows, coverage, tuple(test_set.class_names), per_class, feature_net.name,
                          time.perf_counter() - started)

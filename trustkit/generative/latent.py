@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from trustkit.batches import map_batches
 from trustkit.data import ImageDataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.generative.base import GenerativeModel
@@ -156,9 +157,7 @@ def attribute_vector(model: GenerativeModel, images: torch.Tensor, mask: torch.T
                                    "autoencoder or VAE (GANs support class attributes only)")
     model.eval()
     device = model.device
-    codes = torch.cat([model.encode(images[i:i + batch_size].to(device),
-                                    None if labels is None else labels[i:i + batch_size].to(device)).cpu()
-                       for i in range(0, len(images), batch_size)])
+    codes = map_batches(model.encode, images, labels, batch_size=batch_size, device=device)
     mask = mask.bool().cpu()
     return codes[mask].mean(0) - codes[~mask].mean(0)
 
@@ -174,8 +173,7 @@ def class_vector_from_samples(model: GenerativeModel, classify: Callable[[torch.
     z = model.sample_latent(n, generator)
     labels = model.default_labels(n)
     model.eval()
-    images = torch.cat([model.decode(z[i:i + 500], None if labels is None else labels[i:i + 500]).cpu()
-                        for i in range(0, n, 500)])
+    images = map_batches(model.decode, z, labels, batch_size=500)
     mask = attribute.mask(classify(images).cpu())
     _split_mask(mask, attribute, "generated sample (as labelled by the classifier)")
     z, mask = z.cpu(), mask.cpu()

@@ -13,6 +13,8 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 
+from trustkit.batches import map_batches
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -87,8 +89,13 @@ def importance_weighted_log_likelihood(model: LatentVariableModel, x: torch.Tens
 def batched(fn: Callable[..., torch.Tensor], x: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
             device: torch.device, **kwargs: object) -> torch.Tensor:
     """Apply a per-image estimator over ``x`` in batches on ``device``; returns a CPU tensor (N,)."""
-    parts = []
-    for i in range(0, len(x), batch_size):
-        part_labels = None if labels is None else labels[i:i + batch_size].to(device)
-        parts.append(fn(x[i:i + batch_size].to(device), part_labels, **kwargs).cpu())
-    return torch.cat(parts)
+    return map_batches(lambda xb, yb: fn(xb, yb, **kwargs), x, labels, batch_size=batch_size, device=device)
+
+
+def mean_loss(model: "torch.nn.Module", x: torch.Tensor, labels: torch.Tensor, device: torch.device,
+              batch_size: int = 500) -> float:
+    """The model's own training loss (its ``loss(x, labels)[0]``, a batch mean) averaged over all of ``x``,
+    each batch weighted by its size."""
+    totals = map_batches(lambda xb, yb: model.loss(xb, yb)[0].detach().reshape(1) * len(xb), x, labels,
+                         batch_size=batch_size, device=device)
+    return float(totals.sum()) / len(x)

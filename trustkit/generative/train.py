@@ -191,7 +191,7 @@ class _Stepper:
 @torch.no_grad()
 def _test_record(model: GenerativeModel, test_set: ImageDataset, device: torch.device, limit: int = 2000) -> dict[str, float]:
     """Held-out loss after an epoch: the ELBO (nats) for VAEs, the reconstruction MSE for autoencoders."""
-    from trustkit.generative.likelihood import batched, binarize, elbo
+    from trustkit.generative.likelihood import batched, binarize, elbo, mean_loss
 
     x, y = test_set.tensors(torch.arange(min(limit, len(test_set))))
     was_training = model.training
@@ -204,9 +204,7 @@ def _test_record(model: GenerativeModel, test_set: ImageDataset, device: torch.d
             values = batched(lambda xb, yb: elbo(model, xb, yb, generator), target, labels, 500, device)
             return {"test_elbo": values.mean().item()}
         if model.kind == "autoencoder":
-            losses = [model.loss(x[i:i + 500].to(device), y[i:i + 500].to(device))[0].item() * len(x[i:i + 500])
-                      for i in range(0, len(x), 500)]
-            return {"test_loss": sum(losses) / len(x)}
+            return {"test_loss": mean_loss(model, x, y, device)}
     finally:
         model.train(was_training)
     return {}

@@ -4,15 +4,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trustkit.batches import map_batches
+
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512,
                    device: torch.device | None = None) -> torch.Tensor:
-    """Logits N×K for ``images`` (N×C×H×W in [0, 1], any dtype handled by the caller), on ``device``."""
+    """Logits N×K (float32) for ``images`` (N×C×H×W in [0, 1], any dtype handled by the caller), on ``device``."""
     device = device or next(iter(model.parameters()), torch.empty(0)).device
-    outputs = [model(images[i:i + batch_size].to(device, non_blocking=True)).float()
-               for i in range(0, len(images), batch_size)]
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    return map_batches(lambda batch: model(batch).float(), images, batch_size=batch_size, device=device, out=None)
+
+
+@torch.no_grad()
+def predict_labels(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512,
+                   device: torch.device | None = None) -> torch.Tensor:
+    """Predicted labels N (int64, CPU) for ``images`` (N×C×H×W in [0, 1]), the model run on ``device``."""
+    device = device or next(iter(model.parameters()), torch.empty(0)).device
+    return map_batches(lambda batch: model(batch).argmax(1), images, batch_size=batch_size, device=device,
+                       empty=torch.empty(0, dtype=torch.long))
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 512,

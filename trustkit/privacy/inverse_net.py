@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trustkit.batches import map_batches
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.fingerprint import state_dict_fingerprint
 from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_path
@@ -165,7 +166,7 @@ class InverseNetworkAttack(InversionAttack):
         cached: torch.Tensor | None = None
         with frozen(target.model), torch.no_grad():
             if len(aux) * target.layer.size * 4 <= FEATURE_CACHE_BYTES:
-                cached = torch.cat([extractor(aux[i:i + 256].to(target.device)) for i in range(0, len(aux), 256)])
+                cached = map_batches(extractor, aux, batch_size=256, device=target.device, out=None)
             sample = transform(cached[:512] if cached is not None else extractor(aux[:512].to(target.device)))
             network.feature_mean.fill_(float(sample.mean()))  # standardisation of what the attacker observes
             network.feature_std.fill_(float(sample.std().clamp_min(1e-6)))
@@ -202,5 +203,4 @@ class InverseNetworkAttack(InversionAttack):
         self.prepare(target, seed)
         network = self._networks[self._key(target, seed)]
         with torch.no_grad():
-            return torch.cat([network(features[i:i + 256].to(target.device)).cpu()
-                              for i in range(0, len(features), 256)])
+            return map_batches(network, features, batch_size=256, device=target.device)

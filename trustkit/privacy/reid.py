@@ -31,6 +31,7 @@ from torch import nn
 
 from trustkit.data import ImageDataset, get_spec
 from trustkit.errors import CheckpointError, InvalidArgumentError
+from trustkit.models.inference import predict_logits
 from trustkit.models.layers import Normalize
 from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_path
 from trustkit.privacy.metrics import topk_hits
@@ -87,9 +88,7 @@ class ReidClassifier:
     @torch.no_grad()
     def hits(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image: (top-1 hit, top-5 hit) as 0/1 floats for images N×C×H×W in [0, 1] with true ``labels``."""
-        device = next(self.model.parameters()).device
-        logits = torch.cat([self.model(images[i:i + batch_size].to(device)).float().cpu()
-                            for i in range(0, len(images), batch_size)])
+        logits = predict_logits(self.model, images, batch_size=batch_size).cpu()
         return topk_hits(logits, labels.cpu(), 1), topk_hits(logits, labels.cpu(), 5)
 
 

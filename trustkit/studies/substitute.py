@@ -17,7 +17,7 @@ import torch
 
 from trustkit.attacks import format_eps, parse_eps, perturbation_norms
 from trustkit.attacks.spec import AttackSpec, build_attacks
-from trustkit.blackbox.models import check_model_spec, craft, predict
+from trustkit.blackbox.models import check_model_spec, craft
 from trustkit.blackbox.queries import LabelOracle
 from trustkit.blackbox.substitute import (HISTORY_COLUMNS, SUBSTITUTE_COLUMNS, SubstituteConfig, beats_white_box,
                                           evaluation_indices, seed_indices, substitute_checks, train_substitute)
@@ -26,6 +26,7 @@ from trustkit.data import get_spec, load_dataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.fingerprint import cache_key, state_dict_fingerprint, tensor_fingerprint
 from trustkit.models import MODELS
+from trustkit.models.inference import predict_labels
 from trustkit.models.loading import LoadedModel, resolve_model
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
@@ -99,10 +100,10 @@ class SubstituteStudy:
                                        "--seed-size")
         seeds, _ = test_set.tensors(seeds_index)
         x, y = test_set.tensors(eval_index)
-        target_labels = predict(target.module, x, batch_size=config.batch_size, device=device)  # evaluator's queries
+        target_labels = predict_labels(target.module, x, batch_size=config.batch_size, device=device)  # evaluator's queries
         trained = train_substitute(LabelOracle(target.module, device), seeds, spec, config, device=device,
                                    eval_x=x, eval_target=target_labels, eval_y=y)
-        substitute_labels = predict(trained.model, x, batch_size=config.batch_size, device=device)
+        substitute_labels = predict_labels(trained.model, x, batch_size=config.batch_size, device=device)
         target_print = model_fingerprint(target)
         fingerprint = None if target_print is None else cache_key(
             {"target": target_print, "substitute": state_dict_fingerprint(trained.model),
@@ -133,11 +134,11 @@ class SubstituteStudy:
         x_adv = craft(self._attack(cell), state.substitute, x, state.substitute_labels,
                       batch_size=config.batch_size, device=device)
         seconds = time.perf_counter() - tic
-        adversarial = predict(state.target.module, x_adv, batch_size=config.batch_size, device=device)
+        adversarial = predict_labels(state.target.module, x_adv, batch_size=config.batch_size, device=device)
         seed_everything(config.seed)
         # the white-box reference keeps the attack's defaults (early stopping: first fooling iterate)
         reference = cell.attack.build(cell.eps, config.norm, config.batch_size)
-        white = predict(state.target.module, craft(reference, state.target.module, x, y,
+        white = predict_labels(state.target.module, craft(reference, state.target.module, x, y,
                                                    batch_size=config.batch_size, device=device),
                         batch_size=config.batch_size, device=device)
         linf, l2 = perturbation_norms(x_adv, x)

@@ -18,7 +18,7 @@ import torch
 
 from trustkit.attacks import format_eps, parse_eps, perturbation_norms
 from trustkit.attacks.spec import AttackSpec, build_attacks
-from trustkit.blackbox.models import ModelCache, NamedModel, check_model_spec, craft, ensemble_members, predict, split_specs
+from trustkit.blackbox.models import ModelCache, NamedModel, check_model_spec, craft, ensemble_members, split_specs
 from trustkit.blackbox.transfer import (TRANSFER_COLUMNS, TransferConfig, beats_white_box, build_cell_attack,
                                        transfer_checks, transfer_row)
 from trustkit.data import get_spec, load_dataset
@@ -26,6 +26,7 @@ from trustkit.data.base import subset
 from trustkit.errors import InvalidArgumentError
 from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.models import MODELS
+from trustkit.models.inference import predict_labels
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
@@ -97,7 +98,7 @@ class TransferStudy:
         models = {s: cache.named(s) for s in dict.fromkeys(self.sources + self.targets)}
         test_set = load_dataset(spec.name, "test", config.data_root, config.download)
         x, y = test_set.tensors(subset(len(test_set), config.n, spec.default_n, config.seed))
-        clean = {s: predict(m.module, x, batch_size=config.batch_size, device=device) for s, m in models.items()}
+        clean = {s: predict_labels(m.module, x, batch_size=config.batch_size, device=device) for s, m in models.items()}
         fingerprints = {s: _fingerprint(cache, s) for s in models}
         return TransferState(models, x, y, clean, fingerprints, tensor_fingerprint(x, y))
 
@@ -133,7 +134,7 @@ class TransferStudy:
         judged = [cell.model] if cell.reference else [t for t in self.targets
                                                       if state.models[t].module is not model.module]
         rows = [transfer_row(config, get_spec(config.dataset).name, model, state.models[t], cell.attack, cell.eps,
-                             state.y, predict(state.models[t].module, x_adv, batch_size=config.batch_size,
+                             state.y, predict_labels(state.models[t].module, x_adv, batch_size=config.batch_size,
                                               device=device),
                              state.clean[cell.model], state.clean[t], linf, l2, seconds, cell.model in self.sources)
                 for t in judged]
