@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from trustkit._version import __version__
 from trustkit.data import load_dataset
 from trustkit.errors import TrustkitError
 
-__all__ = ["TrustkitError", "__version__", "load_dataset", "load_model"]
+__all__ = ["TrustkitError", "__version__", "evaluate", "load_dataset", "load_model"]
 
 
 def load_model(spec: str | nn.Module, dataset: str = "digits", data_root: str | os.PathLike | None = None,
@@ -29,3 +30,30 @@ def load_model(spec: str | nn.Module, dataset: str = "digits", data_root: str | 
 
     ensure_trained(spec, dataset, device=device, data_root=data_root)
     return resolve_model(spec, dataset, data_root=data_root, device=device, trust_code=trust_code).module
+
+
+def evaluate(model: "str | nn.Module", data: Any = "digits", *, attacks: "str | list[str]" = "fgsm,pgd",
+             eps: "list[float | str] | None" = None, norm: str = "linf", n: int | None = None,
+             class_names: "list[str] | None" = None, out: str = "reports", **options: Any):  # noqa: ANN201
+    """Attack ``model`` on ``data`` and write the usual report: the notebook entry point.
+
+    ``model`` is any ``nn.Module`` taking [0, 1] images (normalisation inside it), or a model spec string.
+    ``data`` is a data-set name (``"mnist"``, ``"folder:PATH@224"``), ``(x, y)`` tensors, a Dataset of
+    ``(image, label)`` pairs or a DataLoader of ``(images, labels)`` batches; ``n`` images are used (from a
+    Dataset or DataLoader only the first ``n`` are read). ``attacks`` are registry names (``"fgsm,pgd,strong"``);
+    ``eps`` a budget grid on the [0, 1] pixel scale (default: the data's). Other ``options`` are
+    :class:`trustkit.engine.BenchConfig` fields (``batch_size``, ``seed``, ``device``, ``attack_params``...).
+    Returns the run (``.results`` is the tidy frame, ``.report`` the HTML file). Runs with a Python
+    ``nn.Module`` are not cached.
+    """
+    from trustkit.data.memory import register_tensors
+    from trustkit.engine import BenchConfig, run_bench
+
+    if isinstance(data, str):
+        dataset = data
+    else:
+        dataset = register_tensors(data, class_names=class_names, limit=n)
+    names = [a.strip() for a in attacks.split(",")] if isinstance(attacks, str) else list(attacks)
+    config = BenchConfig(attacks=names, model=model if isinstance(model, str) else "python object", dataset=dataset,
+                         eps=eps, norm=norm, n=n, out=out, **options)
+    return run_bench(config, model=None if isinstance(model, str) else model)

@@ -12,6 +12,7 @@ from trustkit.attacks import Attack
 from trustkit.batches import map_batches
 from trustkit.errors import InvalidArgumentError, UnknownNameError
 from trustkit.models import MODELS
+from trustkit.models.library import is_library_spec
 from trustkit.models.loading import FACTORY_PATTERN, LoadedModel, resolve_model
 from trustkit.models.store import checkpoint_exists, store_path
 from trustkit.runtime import ProgressTask
@@ -37,7 +38,7 @@ def check_model_spec(spec: str) -> None:
     if spec in MODELS or os.path.exists(spec) or "/" in spec or spec.endswith((".safetensors", ".json", ".pt",
                                                                                ".pth", ".ts", ".zip")):
         return
-    if checkpoint_exists(store_path(spec)) or FACTORY_PATTERN.match(spec):
+    if checkpoint_exists(store_path(spec)) or FACTORY_PATTERN.match(spec) or is_library_spec(spec):
         return
     try:
         MODELS.canonical(spec)

@@ -12,7 +12,8 @@ from trustkit.cli.tables import print_flags, print_table
 MODEL_HELP = ("Zoo name (softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18; trained and cached on "
               "first use), a store entry "
               "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, or (with --trust-code) a TorchScript "
-              "file or package.module:factory. Comma-separate several to compare them in one report.")
+              "file or package.module:factory, or a library architecture torchvision:NAME / timm:NAME with "
+              "--weights. Comma-separate several to compare them in one report.")
 
 
 class BenchCommand(click.Command):
@@ -77,12 +78,13 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
 @opt.seed("Seed for the sample subset and random starts.")
 @opt.out("Folder that receives <run-id>/report.html, results.csv, per_class.csv and run.json.")
 @opt.data_options()
+@opt.own_model_data_options
 def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_code: bool, dataset: str,
           eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None, alpha: float | None,
           restarts: int | None, params: tuple[str, ...], engine: str, targets: str, no_probes: bool,
           suite: str | None, jobs: int, no_cache: bool, max_cells: int, backend: str, ray_address: str | None,
           defenses: tuple[str, ...], device: str, seed: int, out: str, data_root: str | None,
-          download: bool) -> None:
+          download: bool, **own: Any) -> None:
     """Attack a model over an epsilon grid and write an HTML + CSV report.
 
     ATTACK is an attack name or a comma-separated list (`trustkit list attacks` shows them). Examples:
@@ -98,12 +100,15 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
         trustkit bench --suite digits-quick --jobs 2
         trustkit bench pgd --model cnn --defense none,jpeg,bitdepth:bits=3   # naive and adaptive (BPDA/EOT)
         trustkit bench fgsm,pgd,strong --model cnn,cnn-mnist-fgsm-rs-eps0.3 --dataset mnist   # before/after
+        trustkit bench pgd --model torchvision:resnet50 --weights r50.safetensors \\
+            --dataset folder:/data/imagenet-val --image-size 224 --n 500 --eps 1/255,4/255   # your own
 
     Other studies run as workloads with their own options: `trustkit bench fakes --help` (can generated
     faces be detected, and can the detectors be evaded?), `trustkit bench transfer --help` (source × target
     transfer matrix) and `trustkit bench substitute --help` (substitute model trained from label queries).
     """
     opt.check_backend(backend, ray_address)
+    model, dataset = opt.own_model_data(model, dataset, own)
     from trustkit.attacks.spec import parse_param
     from trustkit.engine import BenchConfig, run_bench, run_suite
 

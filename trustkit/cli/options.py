@@ -20,7 +20,8 @@ SEED = click.IntRange(0, 2**63 - 1)
 DATA_ROOT_HELP = "Folder with local data sets (else $TRUSTKIT_DATA, else $TRUSTKIT_HOME/data)."
 DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first data root (needs internet)."
 DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda or mps."
-DATASET_HELP = "digits (embedded), mnist, cifar10, faces (UTKFace, gender) or olivetti (40 people)."
+DATASET_HELP = ("digits (embedded), mnist, cifar10, faces (UTKFace, gender), olivetti (40 people), or your own images: "
+                "folder:PATH (one sub-folder per class) or csv:FILE (path,label rows).")
 TRUST_CODE_HELP = ("Allow --model to be a TorchScript file or package.module:factory. These are programs: loading one "
                    "runs its code, so pass this only for models whose author you trust. trustkit checkpoints "
                    "(.safetensors) and zoo names never need it.")
@@ -82,6 +83,50 @@ def model_options(help: str, *, default: str | None = "cnn",  # noqa: A002
                   trust_help: str = TRUST_CODE_HELP) -> Decorator:
     """--model and --trust-code."""
     return compose(model(help, default=default), trust_code(trust_help))
+
+
+def own_model_data_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--weights, --num-classes (for torchvision:/timm: models), --image-size, --workers, --skip-bad (for
+    folder:/csv: data sets): the user's own model and images."""
+    return compose(
+        click.option("--weights", type=click.Path(dir_okay=False),
+                     help="Weights of a torchvision:NAME or timm:NAME model, as a .safetensors state dict (pickled "
+                          ".pt files are refused; the error shows the one-line conversion)."),
+        click.option("--num-classes", type=click.IntRange(min=2),
+                     help="Classes of a torchvision:/timm: model (default: the data set's)."),
+        click.option("--image-size", type=click.IntRange(8, 4096),
+                     help="folder:/csv: data: resize the shorter side to SIZE/0.875 and centre-crop SIZE×SIZE (the "
+                          "ImageNet evaluation transform; 224 for most torchvision models). Default: keep the "
+                          "images' own size (all must match)."),
+        click.option("--workers", type=click.IntRange(0, 64),
+                     help="folder:/csv: data: processes decoding images (default up to 4)."),
+        click.option("--skip-bad", is_flag=True,
+                     help="folder:/csv: data: skip files that cannot be decoded (counted in a warning) instead of "
+                          "stopping at the first with its name."),
+    )(function)
+
+
+def own_model_data(model: str, dataset: str, options: dict[str, Any]) -> tuple[str, str]:
+    """``(model spec, data set spec)`` with :func:`own_model_data_options` written into them; options that do
+    not fit the model or data given are one-line errors."""
+    from trustkit.data.folder import is_user_dataset
+    from trustkit.errors import InvalidArgumentError
+    from trustkit.models.library import is_library_spec, library_spec
+
+    weights, classes = options.pop("weights", None), options.pop("num_classes", None)
+    size, workers, skip_bad = options.pop("image_size", None), options.pop("workers", None), options.pop("skip_bad", False)
+    if weights is not None or classes is not None:
+        if not is_library_spec(model):
+            raise InvalidArgumentError(f"--weights and --num-classes are for torchvision:NAME or timm:NAME models, "
+                                       f"not '{model}'; e.g. --model torchvision:resnet50 --weights r50.safetensors")
+        model = library_spec(model, weights=weights, num_classes=classes)
+    if size is not None or workers is not None or skip_bad:
+        if not is_user_dataset(dataset):
+            raise InvalidArgumentError(f"--image-size, --workers and --skip-bad are for folder:PATH or csv:FILE "
+                                       f"data, not '{dataset}'")
+        query = [f"workers={workers}"] * (workers is not None) + ["skip_bad=1"] * skip_bad
+        dataset = dataset + (f"@{size}" if size else "") + (f"?{'&'.join(query)}" if query else "")
+    return model, dataset
 
 
 # --- where and how it runs ---------------------------------------------------------------------------------
@@ -206,8 +251,8 @@ def sample_options(n_help: str) -> Decorator:
 
 
 __all__ = ["CONTEXT", "SEED", "attack", "attack_options", "check_backend", "compose", "data_options", "dataset",
-           "device", "engine_options", "eps", "model_options", "norm", "out", "sample_options", "seed",
-           "split_list"]
+           "device", "engine_options", "eps", "model_options", "norm", "out", "own_model_data",
+           "own_model_data_options", "placement_options", "sample_options", "seed", "split_list"]
 
 
 def exit_on_failed_cells(run_info: dict) -> None:

@@ -5,6 +5,8 @@ import os
 
 from trustkit.data import cifar10, digits, faces, mnist, olivetti
 from trustkit.data.base import SPLITS, DatasetSpec, ImageDataset
+from trustkit.data.folder import is_user_dataset, user_spec
+from trustkit.data.memory import is_memory_dataset, memory_spec
 from trustkit.errors import InvalidArgumentError
 from trustkit.paths import data_roots
 from trustkit.registry import Registry
@@ -20,7 +22,12 @@ DEFAULT_DATASET = "digits"
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """The :class:`DatasetSpec` registered as ``name``."""
+    """The :class:`DatasetSpec` registered as ``name``, or of the user's images (``folder:PATH[@SIZE]``,
+    ``csv:FILE[@SIZE]``: :mod:`trustkit.data.folder`)."""
+    if is_user_dataset(name):
+        return user_spec(name)
+    if is_memory_dataset(name):
+        return memory_spec(name)
     return DATASETS.get(name)
 
 

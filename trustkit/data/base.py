@@ -45,6 +45,10 @@ class ImageDataset(torch.utils.data.Dataset):
             return to_unit_float(self.images), self.labels
         return to_unit_float(self.images[indices]), self.labels[indices]
 
+    def sample(self, n: int | None, default_n: int, seed: int) -> torch.Tensor:
+        """Sorted indices of the seeded random subset of ``n`` images (default ``default_n``) an evaluation uses."""
+        return subset(len(self), n, default_n, seed)
+
     def subset(self, indices: torch.Tensor) -> "ImageDataset":
         return ImageDataset(self.images[indices], self.labels[indices], name=self.name, split=self.split,
                             class_names=self.class_names)

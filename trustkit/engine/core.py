@@ -207,6 +207,7 @@ def run(study: Study, *, out: str | Path = "reports", device: str = "auto", back
     """Execute ``study`` and write ``<out>/<run-id>/``: its tables as CSV, run.json and report.html. The report
     and run.json list failed cells with their errors; :attr:`RunResult.failed` counts them."""
     from trustkit.report import renderer
+    from trustkit.report.export import exports
     from trustkit.rundir import write_run_folder
 
     started = time.perf_counter()
@@ -224,6 +225,6 @@ def run(study: Study, *, out: str | Path = "reports", device: str = "auto", back
     run_dir, info = write_run_folder(
         out, label, kind=study.kind, title=title, subtitle=subtitle, config=config, device=select_device(
             "cpu" if backend == "ray" else device), checks=checks, tables=tables,
-        timings={"total": time.perf_counter() - started},
+        timings={"total": time.perf_counter() - started}, files=exports(study.kind, tables),
         render_html=lambda info: render(info=info, output=output, tables=tables, checks=checks), **extra)
     return RunResult(run_dir, tables, checks + study.group_checks(output), info, output)

@@ -28,6 +28,7 @@ from torch import nn
 from trustkit.data import DatasetSpec, get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.models import MODELS, build_model
+from trustkit.models.library import is_library_spec, load_library_model, parse_library_spec
 from trustkit.models.store import checkpoint_exists, read_checkpoint, store_dir, store_name, store_path
 from trustkit.runtime import select_device
 
@@ -233,6 +234,9 @@ def resolve_model(spec: str | nn.Module, dataset: str = "digits", *, data_root: 
     torch_device = select_device(device)
     if isinstance(spec, nn.Module):
         loaded = LoadedModel(spec.to(torch_device).eval(), type(spec).__name__, "python object")
+    elif is_library_spec(spec):  # an installed library's architecture with the user's safetensors weights: data
+        module, meta = load_library_model(spec, data_spec.num_classes)
+        loaded = LoadedModel(module.to(torch_device), parse_library_spec(spec).display, spec, meta)
     elif _looks_like_file(spec):
         loaded = _load_file(Path(spec).expanduser(), torch_device, trust_code)
     elif (arch := zoo_arch(spec)) is not None:

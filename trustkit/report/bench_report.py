@@ -8,6 +8,7 @@ import pandas as pd
 
 from trustkit.attacks.base import format_eps
 from trustkit.report import plots
+from trustkit.report.export import robustbench_entries
 from trustkit.report.html import records, render
 from trustkit.sanity import evaluation_strength
 
@@ -116,6 +117,7 @@ def _section(results: list, info: dict[str, Any]) -> dict[str, Any]:
         "threat_models": sorted(set(frame["norm"])),
         "queries": _query_section(rows),
         "strength": evaluation_strength(frame),
+        "card": {"dataset": first.dataset, "entries": robustbench_entries(frame)},
         "rand_note": any(r.get("attack") == "strong-rand" for r in rows),
     }
 

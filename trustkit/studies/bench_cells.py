@@ -21,7 +21,6 @@ from trustkit.attacks.evaluate import (Predictions, choose_targets, clean_predic
                                        run_attack, summarize)
 from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
-from trustkit.data.base import subset
 from trustkit.fingerprint import cache_key, file_fingerprint, state_dict_fingerprint, tensor_fingerprint
 from trustkit.images import pack_images
 from trustkit.models.loading import LoadedModel, resolve_model
@@ -91,7 +90,7 @@ def model_fingerprint(loaded: LoadedModel) -> str | None:
     TorchScript), or for a factory the hash of the state dict it built; None for a Python object."""
     if os.path.isfile(loaded.source):
         return f"file:{file_fingerprint(loaded.source)}"
-    if loaded.metadata.get("format") == "factory":
+    if loaded.metadata.get("format") in ("factory", "library"):
         return f"factory:{loaded.source}:{state_dict_fingerprint(loaded.module)}"
     return None
 
@@ -128,7 +127,7 @@ def build_context(cell: Cell, device: torch.device, data_root: str | None, downl
     loaded = resolve_model(model if model is not None else cell.model, spec.name, data_root=data_root, device=device,
                            download=download, trust_code=trust_code)
     test_set = load_dataset(spec.name, "test", data_root, download)
-    x, y = test_set.tensors(subset(len(test_set), cell.n, spec.default_n, cell.seed))
+    x, y = test_set.tensors(test_set.sample(cell.n, spec.default_n, cell.seed))
     base, defense = None, None
     if cell.defense != "none":
         from trustkit.defenses import DefendedModel, make_defense

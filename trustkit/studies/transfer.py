@@ -22,7 +22,6 @@ from trustkit.blackbox.models import ModelCache, NamedModel, check_model_spec, c
 from trustkit.blackbox.transfer import (TRANSFER_COLUMNS, TransferConfig, beats_white_box, build_cell_attack,
                                        transfer_checks, transfer_row)
 from trustkit.data import get_spec, load_dataset
-from trustkit.data.base import subset
 from trustkit.errors import InvalidArgumentError
 from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.models import MODELS
@@ -97,7 +96,7 @@ class TransferStudy:
         cache = ModelCache(spec.name, device, config.data_root, config.download, config.trust_code)
         models = {s: cache.named(s) for s in dict.fromkeys(self.sources + self.targets)}
         test_set = load_dataset(spec.name, "test", config.data_root, config.download)
-        x, y = test_set.tensors(subset(len(test_set), config.n, spec.default_n, config.seed))
+        x, y = test_set.tensors(test_set.sample(config.n, spec.default_n, config.seed))
         clean = {s: predict_labels(m.module, x, batch_size=config.batch_size, device=device) for s, m in models.items()}
         fingerprints = {s: _fingerprint(cache, s) for s in models}
         return TransferState(models, x, y, clean, fingerprints, tensor_fingerprint(x, y))
