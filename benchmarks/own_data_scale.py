@@ -1,11 +1,12 @@
 """Your own data at scale: torchvision ResNet-50 on a 224×224 image folder, peak memory against folder size.
 
-    python benchmarks/own_data_scale.py --data-root ../shared/data --sizes 2000,20000 --n 32 --workers 2
+    python benchmarks/own_data_scale.py --data-root ../shared/data --sizes 2000,20000,50000 --n 240 --workers 2
 
 Builds (once, under ``--work``) folders of CIFAR-10 training images upscaled to 224×224 JPEGs — 10 class
 sub-folders, ``--sizes`` images each — and runs, per folder and in a fresh process each,
 
-    trustkit bench fgsm,pgd --model torchvision:resnet50 --dataset folder:DIR@224 --n N --workers W --no-probes
+    trustkit bench fgsm,pgd --model torchvision:resnet50 --dataset folder:DIR@224 --n N --workers W \
+        --batch-size B --no-probes --no-cache --eps 1/255
 
 (random weights: the figures are throughput and memory, not robustness; the attacks run on the images the
 model gets right, about a tenth). Printed per folder: attacked images per second of each attack, the peak
@@ -44,10 +45,10 @@ def build_folder(source: Path, target: Path, count: int) -> Path:
     return target
 
 
-def run_once(folder: Path, n: int, workers: int, home: Path, out: Path) -> dict[str, float]:
+def run_once(folder: Path, n: int, workers: int, batch_size: int, home: Path, out: Path) -> dict[str, float]:
     command = [str(Path(sys.executable).with_name("trustkit")), "-q", "bench", "fgsm,pgd", "--model", "torchvision:resnet50",
                "--dataset", f"folder:{folder}@224", "--n", str(n), "--workers", str(workers), "--no-probes",
-               "--eps", "1/255", "--batch-size", str(n), "--no-cache", "--out", str(out)]
+               "--eps", "1/255", "--batch-size", str(batch_size), "--no-cache", "--out", str(out)]
     started = time.perf_counter()
     child = subprocess.Popen(command, env={**os.environ, "TRUSTKIT_HOME": str(home)})
     _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage: its peak RSS, not the maximum of all
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,20000")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward/backward pass")
     parser.add_argument("--work", default="/tmp/trustkit-scale")
     args = parser.parse_args()
     work = Path(args.work)
@@ -97,7 +99,7 @@ def main() -> None:
         tic = time.perf_counter()
         folder = build_folder(Path(args.data_root) / "cifar10-jpeg", work / f"folder-{size}", size)
         print(f"folder of {size} images ready ({time.perf_counter() - tic:.0f} s)", flush=True)
-        measured = run_once(folder, args.n, args.workers, work / "home", work / "reports")
+        measured = run_once(folder, args.n, args.workers, args.batch_size, work / "home", work / "reports")
         decode = decode_seconds(folder, args.n, args.workers)
         peaks.append(measured["peak_rss_mb"])
         rows.append([f"{size:,}", f"{args.n} ({measured['attacked']} attacked)", f"{measured['fgsm_ips']:.2f}",
