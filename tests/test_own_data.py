@@ -188,3 +188,39 @@ def test_evaluate_takes_a_module_and_tensors_a_dataset_or_a_dataloader(tmp_path)
     assert from_dataset.results["robust_accuracy"].iloc[0] == fgsm["robust_accuracy"].iloc[0]
     with pytest.raises(InvalidArgumentError, match=r"\[0, 1\]"):
         trustkit.evaluate(model, (x * 255, y), attacks="fgsm", out=str(tmp_path))
+
+
+def test_the_suggested_strong_command_can_be_pasted_into_a_shell():
+    import shlex
+
+    import pandas as pd
+
+    from trustkit.sanity import evaluation_strength
+
+    model, dataset = "torchvision:resnet18?weights=/my models/r18.safetensors", "folder:/data/val set@224"
+    frame = pd.DataFrame([{"model": model, "dataset": dataset, "attack": "fgsm", "norm": "linf", "eps": 2 / 255,
+                           "robust_accuracy": 0.5, "access": "white-box", "targets": None}])
+    strength = evaluation_strength(frame)
+    words = shlex.split(strength["command"])
+    assert strength["level"] == "weak" and words[words.index("--model") + 1] == model
+    assert words[words.index("--dataset") + 1] == dataset
+
+
+def test_torch_export_programs_load_only_with_consent(tmp_path):
+    from trustkit.errors import CheckpointError
+    from trustkit.models.loading import resolve_model
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    program = torch.export.export(net, (torch.rand(3, 1, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    torch.export.save(program, tmp_path / "net.pt2")
+    with pytest.raises(CheckpointError, match="torch.export program .* --trust-code"):
+        resolve_model(str(tmp_path / "net.pt2"), "digits", device="cpu")
+    loaded = resolve_model(str(tmp_path / "net.pt2"), "digits", device="cpu", trust_code=True)
+    x = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(x), net(x), atol=1e-6)
+    from trustkit.attacks import PGD
+
+    x_adv = PGD(0.1, steps=3)(loaded.module, x, net(x).argmax(1))  # attacks switch eval() and take gradients
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6

@@ -7,6 +7,7 @@ sees what was checked, not only what failed.
 """
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -59,8 +60,8 @@ def evaluation_strength(results: pd.DataFrame) -> dict[str, str]:
     attacks = set(judged["attack"]) if not judged.empty else set()
     first = results.iloc[0]
     eps = ",".join(format_eps(e) for e in sorted(set(results["eps"])))
-    command = (f"trustkit bench strong --model {first['model']} --dataset {first['dataset']} --norm {first['norm']} "
-               f"--eps {eps}")
+    command = (f"trustkit bench strong --model {shlex.quote(str(first['model']))} --dataset "
+               f"{shlex.quote(str(first['dataset']))} --norm {first['norm']} --eps {eps}")
     if attacks & set(STRONGEST_ATTACKS):
         return {"level": "strong", "note": "", "command": command}
     white_iterative = judged[judged["attack"].isin(ITERATIVE_ATTACKS)

@@ -22,7 +22,8 @@ DOWNLOAD_HELP = "Fetch a missing MNIST/CIFAR-10 with torchvision into the first 
 DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda or mps."
 DATASET_HELP = ("digits (embedded), mnist, cifar10, faces (UTKFace, gender), olivetti (40 people), or your own images: "
                 "folder:PATH (one sub-folder per class) or csv:FILE (path,label rows).")
-TRUST_CODE_HELP = ("Allow --model to be a TorchScript file or package.module:factory. These are programs: loading one "
+TRUST_CODE_HELP = ("Allow --model to be a TorchScript file, a torch.export program (.pt2) or package.module:factory. "
+                   "These are programs: loading one "
                    "runs its code, so pass this only for models whose author you trust. trustkit checkpoints "
                    "(.safetensors) and zoo names never need it.")
 STEPS_HELP = "Iterations of iterative attacks (PGD default 10)."

@@ -40,10 +40,6 @@ class LibrarySpec:
     weights: Path | None
     num_classes: int | None
 
-    @property
-    def display(self) -> str:
-        return f"{self.library}:{self.name}" + (f" ({self.weights.name})" if self.weights else " (random weights)")
-
 
 def is_library_spec(spec: object) -> bool:
     return isinstance(spec, str) and LIBRARY_PATTERN.match(spec) is not None

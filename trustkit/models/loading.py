@@ -28,7 +28,7 @@ from torch import nn
 from trustkit.data import DatasetSpec, get_spec
 from trustkit.errors import CheckpointError, ShapeMismatchError, UnknownNameError
 from trustkit.models import MODELS, build_model
-from trustkit.models.library import is_library_spec, load_library_model, parse_library_spec
+from trustkit.models.library import is_library_spec, load_library_model
 from trustkit.models.store import checkpoint_exists, read_checkpoint, store_dir, store_name, store_path
 from trustkit.runtime import select_device
 
@@ -40,9 +40,9 @@ PICKLE_REFUSAL = ("is a pickled PyTorch file (torch.save); trustkit never unpick
 TRUST_CODE_HINT = "pass --trust-code (trust_code=True in Python) only if you trust its author and its code"
 
 
-def torchscript_refusal(path: os.PathLike | str) -> str:
-    """The one-line refusal of a TorchScript file loaded without consent."""
-    return (f"{path} is a TorchScript file: a program, and loading it runs its code (PyTorch's SECURITY.md: "
+def torchscript_refusal(path: os.PathLike | str, what: str = "a TorchScript file") -> str:
+    """The one-line refusal of a TorchScript file (or ``what`` else is a program) loaded without consent."""
+    return (f"{path} is {what}: a program, and loading it runs its code (PyTorch's SECURITY.md: "
             f"running an untrusted model is running untrusted code), so trustkit did not load it; {TRUST_CODE_HINT}; {SAFE_ROUTE}")
 
 
@@ -86,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
 
 
 def _sniff(path: Path) -> str:
-    """'torchscript', 'pickle' or 'unknown' from the file's bytes (never by unpickling it)."""
+    """'torchscript', 'export', 'pickle' or 'unknown' from the file's bytes (never by unpickling it)."""
     with path.open("rb") as handle:
         head = handle.read(4)
     if head.startswith(b"PK"):
@@ -95,6 +95,8 @@ def _sniff(path: Path) -> str:
                 names = archive.namelist()
         except zipfile.BadZipFile:
             return "unknown"
+        if any(n.endswith("/archive_format") for n in names):  # torch.export.save (.pt2): a program too
+            return "export"
         # TorchScript archives carry compiled code next to the tensor data; torch.save archives only data.pkl.
         if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
             return "torchscript"
@@ -117,6 +119,8 @@ def _load_file(path: Path, device: torch.device, trust_code: bool = False) -> Lo
     kind = _sniff(path)
     if kind == "pickle":
         raise CheckpointError(f"{path} {PICKLE_REFUSAL}")
+    if kind == "export":
+        return _load_exported(path, device, trust_code)
     if kind != "torchscript":
         raise CheckpointError(f"{path} is neither a trustkit checkpoint (.safetensors) nor a TorchScript "
                               f"file; {SAFE_ROUTE}")
@@ -128,6 +132,35 @@ def _load_file(path: Path, device: torch.device, trust_code: bool = False) -> Lo
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"TorchScript file {path} could not be loaded ({first}); re-export it") from None
     return LoadedModel(module.eval(), path.stem, str(path), {"format": "torchscript"})
+
+
+class ExportedModel(nn.Module):
+    """A ``torch.export`` program as an ``nn.Module``. Its train/eval switch only records the flag: an exported
+    graph is frozen in the mode it was exported in (and refuses ``eval()`` itself)."""
+
+    def __init__(self, program: nn.Module) -> None:
+        super().__init__()
+        self.program = program
+
+    def train(self, mode: bool = True) -> "ExportedModel":
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+
+def _load_exported(path: Path, device: torch.device, trust_code: bool) -> LoadedModel:
+    """A ``torch.export.save`` archive (.pt2), with consent: loading it deserialises a program (and its sample
+    inputs are a pickle), so it is code like TorchScript."""
+    if not trust_code:
+        raise CheckpointError(torchscript_refusal(path, "a torch.export program (.pt2)"))
+    try:
+        program = torch.export.load(str(path)).module()
+    except Exception as exc:  # noqa: BLE001 - torch.export raises many types with long traces
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"torch.export program {path} could not be loaded ({first}); re-export it") from None
+    return LoadedModel(ExportedModel(program).to(device).eval(), path.stem, str(path), {"format": "torch.export"})
 
 
 def _load_factory(spec: str, device: torch.device, trust_code: bool = False) -> LoadedModel:
@@ -208,7 +241,8 @@ def _load_zoo_model(arch: str, data_spec: DatasetSpec, torch_device: torch.devic
 
 
 def _looks_like_file(spec: str) -> bool:
-    return os.path.exists(spec) or spec.endswith((".safetensors", ".json", ".pt", ".pth", ".ts", ".zip")) or "/" in spec
+    return (os.path.exists(spec) or spec.endswith((".safetensors", ".json", ".pt", ".pt2", ".pth", ".ts", ".zip"))
+            or "/" in spec)
 
 
 def zoo_arch(spec: str | nn.Module) -> str | None:
@@ -236,7 +270,7 @@ def resolve_model(spec: str | nn.Module, dataset: str = "digits", *, data_root: 
         loaded = LoadedModel(spec.to(torch_device).eval(), type(spec).__name__, "python object")
     elif is_library_spec(spec):  # an installed library's architecture with the user's safetensors weights: data
         module, meta = load_library_model(spec, data_spec.num_classes)
-        loaded = LoadedModel(module.to(torch_device), parse_library_spec(spec).display, spec, meta)
+        loaded = LoadedModel(module.to(torch_device), spec, spec, meta)  # the name is the spec: rows name what to rerun
     elif _looks_like_file(spec):
         loaded = _load_file(Path(spec).expanduser(), torch_device, trust_code)
     elif (arch := zoo_arch(spec)) is not None:
