@@ -1,6 +1,8 @@
 """``trustkit privacy``: the privacy audit from the command line (``trustkit privacy audit ...``)."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from trustkit.cli import options as opt
@@ -53,12 +55,13 @@ def privacy() -> None:
 @opt.out("Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
 @opt.data_options(download_help="Fetch a missing data set into the first data root (needs internet).")
 @opt.run_options
+@opt.own_model_data_options
 def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
           restarts: int | None, tv_weight: float, inverse_steps: int | None, prior: str, prior_steps: int,
           reid_steps: int | None, mitigations: str | None, mitigation_layer: str | None, membership: bool,
           membership_n: int, model_inversion: bool, mi_classes: int, mi_iter: int, device: str, seed: int, out: str,
           data_root: str | None, download: bool, jobs: int, no_cache: bool, backend: str,
-          ray_address: str | None) -> None:
+          ray_address: str | None, **own: Any) -> None:
     """How much of a private input can be rebuilt from a layer's features, and what does the model leak
     about its training set?
 
@@ -74,6 +77,7 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
         trustkit privacy audit --model cnn --dataset olivetti --data-root ../data
         trustkit privacy audit -d mnist --data-root ../data --layers relu1,relu2,relu3 --attacks white-box -n 16
     """
+    model, dataset = opt.own_model_data(model, dataset, own)
     from trustkit.engine import run_audit
     from trustkit.privacy.audit import AuditConfig
     from trustkit.privacy.mitigations import DEFAULT_MITIGATIONS
