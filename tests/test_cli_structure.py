@@ -60,3 +60,31 @@ def test_no_cli_module_is_over_400_lines():
     long = [f"{p.relative_to(PACKAGE.parent)} ({n} lines)" for p, n in lengths.items()
             if n > MAX_LINES and CLI in p.parents]
     assert not long, f"trustkit/cli/ modules over {MAX_LINES} lines: {', '.join(long)}"
+
+
+HELP_COMMANDS = [[], ["bench"], ["bench", "fakes"], ["bench", "transfer"], ["bench", "substitute"], ["train"],
+                 ["list"], ["report"], ["detect"], ["gen"], ["privacy", "audit"]]
+
+
+def test_help_answers_without_importing_torch():
+    """`--help` must be instant: no command module imports torch (or the rest of the stack) to print it."""
+    import subprocess
+    import sys
+
+    script = ("import sys, contextlib, io\nfrom trustkit.cli import run\n"
+              f"for args in {HELP_COMMANDS!r}:\n"
+              "    with contextlib.redirect_stdout(io.StringIO()):\n"
+              "        assert run([*args, '--help']) == 0, args\n"
+              "heavy = sorted(m for m in ('torch', 'numpy', 'pandas', 'matplotlib') if m in sys.modules)\n"
+              "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_help_lists_match_the_real_ones():
+    from trustkit.cli import detect
+    from trustkit.detection.data import DEFAULT_GENERATORS
+    from trustkit.detection.perturb import PERTURBATIONS
+
+    assert detect.DEFAULT_GENERATORS == tuple(DEFAULT_GENERATORS)
+    assert detect.PERTURBATIONS == tuple(PERTURBATIONS)

@@ -2,20 +2,30 @@
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from trustkit._version import __version__
-from trustkit.data import load_dataset
 from trustkit.errors import TrustkitError
+
+if TYPE_CHECKING:  # torch loads on first use, not on `import trustkit` (so `trustkit --help` stays instant)
+    import torch
+    from torch import nn
+
+    from trustkit.data import ImageDataset
 
 __all__ = ["TrustkitError", "__version__", "evaluate", "load_dataset", "load_model"]
 
 
-def load_model(spec: str | nn.Module, dataset: str = "digits", data_root: str | os.PathLike | None = None,
-               device: str | torch.device = "auto", *, trust_code: bool = False) -> nn.Module:
+def load_dataset(name: str = "digits", split: str = "test", data_root: str | os.PathLike | None = None,
+                 download: bool = False) -> "ImageDataset":
+    """A data set split as ``(x in [0, 1], int label)`` pairs: see :func:`trustkit.data.load_dataset`."""
+    from trustkit.data import load_dataset as load
+
+    return load(name, split, data_root, download)
+
+
+def load_model(spec: "str | nn.Module", dataset: str = "digits", data_root: str | os.PathLike | None = None,
+               device: "str | torch.device" = "auto", *, trust_code: bool = False) -> "nn.Module":
     """An eval-mode ``nn.Module`` on [0, 1] inputs for ``spec``: a zoo name (trained now and stored if missing),
     a store entry or a trustkit checkpoint; with ``trust_code=True`` also a TorchScript file or
     ``package.module:factory``, which run their own code. ``data_root`` is where data sets are searched if a zoo

@@ -168,3 +168,19 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         if fd is not None:
             os.close(fd)
+
+
+def sweep_home() -> None:
+    """Remove temporaries that killed runs left in ``$TRUSTKIT_HOME``'s checkpoint store, detection sets and
+    cell cache (older than an hour, unlocked). Imports no torch: every command runs it first."""
+    from trustkit.paths import home
+
+    root = home()
+    for folder in (root / "checkpoints", root / "detection", root / "cells"):
+        sweep_stale(folder)
+    try:  # the cell cache keeps its files in shards cells/<2 hex digits>/
+        shards = [entry.path for entry in os.scandir(root / "cells") if len(entry.name) == 2 and entry.is_dir()]
+    except OSError:
+        shards = []
+    for shard in shards:
+        sweep_stale(shard)

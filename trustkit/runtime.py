@@ -7,10 +7,10 @@ import platform
 import random
 import sys
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # torch loads on first use: `trustkit <command> --help` never needs it
+    import torch
 
 from trustkit.errors import InvalidArgumentError
 
@@ -19,6 +19,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 def select_device(requested: str | torch.device | None = "auto") -> torch.device:
     """Resolve ``auto`` to the best available device; refuse devices that are not there."""
+    import torch
+
     if isinstance(requested, torch.device):
         return requested
     name = (requested or "auto").lower()
@@ -46,6 +48,8 @@ def select_device(requested: str | torch.device | None = "auto") -> torch.device
 
 def device_description(device: torch.device) -> str:
     """Human-readable name of the hardware behind ``device`` (GPU model or CPU + core count)."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
@@ -56,6 +60,9 @@ def device_description(device: torch.device) -> str:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); returns a CPU generator seeded with ``seed``."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -64,6 +71,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bfloat16 autocast on CUDA when ``enabled``; a no-op elsewhere (CPU AMP gains nothing here)."""
+    import torch
+
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -71,6 +80,8 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """Move a model to ``device``; on CUDA use channels_last memory format (faster convolutions)."""
+    import torch
+
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

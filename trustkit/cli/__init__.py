@@ -38,7 +38,7 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     set_quiet(quiet)
-    from trustkit.models.store import sweep_home
+    from trustkit.atomic import sweep_home
 
     sweep_home()  # temporaries left by killed runs (older than an hour, unlocked)
 

@@ -8,8 +8,9 @@ import click
 from trustkit.cli import options as opt
 from trustkit.cli.bench import bench_workload
 from trustkit.cli.tables import blank, print_table
-from trustkit.detection.data import DEFAULT_GENERATORS
-from trustkit.detection.perturb import PERTURBATIONS
+# Named here for --help, which must not import torch (tests/test_cli.py checks they match the real lists).
+DEFAULT_GENERATORS = ('dcgan', 'dcgan-resize', 'wgan-gp', 'conv-vae')  # trustkit.detection.data.DEFAULT_GENERATORS
+PERTURBATIONS = ('jpeg-90', 'jpeg-75', 'jpeg-50', 'resize-0.75', 'resize-0.5', 'blur-0.5', 'blur-1.0', 'noise-0.02', 'noise-0.05')  # trustkit.detection.perturb.PERTURBATIONS
 
 
 def data_options(function: Callable[..., Any]) -> Callable[..., Any]:

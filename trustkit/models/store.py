@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from trustkit._version import __version__
-from trustkit.atomic import atomic_path, sweep_stale
+from trustkit.atomic import atomic_path
 from trustkit.data import get_spec
 from trustkit.errors import CheckpointError
 from trustkit.models import MODELS
@@ -142,19 +142,6 @@ def home_writable(folder: str | os.PathLike | None = None) -> bool:
         log(f"warning: {where} is not writable ({reason}); running with the cell cache off and trained models "
             "kept in memory only; set TRUSTKIT_HOME to a writable folder to keep them")
     return False
-
-
-def sweep_home() -> None:
-    """Remove temporaries that killed runs left in the store and caches (older than an hour, unlocked)."""
-    root = home()
-    for folder in (store_dir(), root / "detection", root / "cells"):
-        sweep_stale(folder)
-    try:  # the cell cache keeps its files in shards cells/<2 hex digits>/
-        shards = [entry.path for entry in os.scandir(root / "cells") if len(entry.name) == 2 and entry.is_dir()]
-    except OSError:
-        shards = []
-    for shard in shards:
-        sweep_stale(shard)
 
 
 def save_checkpoint(model: nn.Module, metadata: dict[str, Any], path: str | os.PathLike) -> Path:
