@@ -114,3 +114,17 @@ def test_main_job_on_fresh_store_within_a_minute(tmp_path, monkeypatch):
     cached = time.perf_counter() - started
     assert fresh <= 60 * slowdown and cached <= 10, (fresh, cached, slowdown)
     assert load_dataset("digits").shape == (1, 8, 8)
+
+
+def test_long_training_is_announced_with_an_estimate_and_the_ways_out(capsys):
+    import torch
+
+    from trustkit.train.fit import format_duration, warn_if_long
+
+    assert [format_duration(s) for s in (42, 200, 7500)] == ["42 s", "3 min 20 s", "2 h 05 min"]
+    cpu = torch.device("cpu")
+    assert warn_if_long("train resnet on cifar10", 10.0, 5, 3910 * 15, cpu) == pytest.approx(117_300)
+    line = capsys.readouterr().err.strip()
+    assert "about 32 h 35 min on cpu" in line and "--device cuda" in line and "resnet20" in line and "--epochs" in line
+    assert warn_if_long("train cnn on digits", 0.5, 5, 300, cpu) == pytest.approx(30)
+    assert capsys.readouterr().err == ""  # a short run says nothing

@@ -164,6 +164,32 @@ def guard_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     return scores
 
 
+ESTIMATE_AFTER_STEPS = 5  # steps timed before the whole run's duration is estimated (the first include warm-up)
+LONG_TRAINING_SECONDS = 120.0  # estimates above this are announced, with the ways to make it shorter
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 20 s``, ``2 h 05 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def warn_if_long(description: str, elapsed: float, steps: int, total_steps: int, device: torch.device) -> float:
+    """After the first ``steps`` of ``total_steps`` took ``elapsed`` seconds: the estimated seconds for the
+    whole run; above :data:`LONG_TRAINING_SECONDS` a line says so and names the ways out."""
+    estimate = elapsed / max(steps, 1) * total_steps
+    if estimate > LONG_TRAINING_SECONDS:
+        faster = "a GPU (--device cuda), " if device.type == "cpu" else ""
+        log(f"{description}: this will take about {format_duration(estimate)} on {device.type} "
+            f"({total_steps:,} steps at {elapsed / max(steps, 1):.2f} s each, validation not counted); to wait less "
+            f"use {faster}a smaller zoo model (e.g. resnet20 instead of resnet on CIFAR-10) or fewer --epochs")
+    return estimate
+
+
 def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, device: torch.device,
         seed: int = 0, test_set: ImageDataset | None = None, augment: str = "none",
         description: str = "train", distributed: Distributed | None = None) -> TrainHistory:
@@ -196,7 +222,9 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     channels_last = device.type == "cuda" and images.ndim == 4
     history = TrainHistory()
     best_score, best_state = -1.0, None
-    with progress(description, config.epochs * steps_per_epoch) as bar:
+    total_steps = config.epochs * steps_per_epoch
+    training_started = time.perf_counter()
+    with progress(description, total_steps) as bar:
         for epoch in range(config.epochs):
             started = time.perf_counter()
             model.train()
@@ -222,6 +250,8 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                 schedule.step()
                 total_loss += loss.detach() * len(index)
                 bar.advance()
+                if step == ESTIMATE_AFTER_STEPS and distributed.is_main:
+                    warn_if_long(description, time.perf_counter() - training_started, step, total_steps, device)
             record = {"epoch": epoch + 1, "train_loss": distributed.mean(total_loss / max(len(order), 1)).item()}
             if not math.isfinite(record["train_loss"]):  # checked once per epoch: no host sync per step
                 raise InvalidArgumentError(f"training diverged: the loss became {record['train_loss']} in epoch "
@@ -254,6 +284,9 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
             note += f" acc {record['test_accuracy']:.1%}" if "test_accuracy" in record else ""
             note += f" val-pgd {record['val_pgd_accuracy']:.1%}" if "val_pgd_accuracy" in record else ""
             note += f" val-square {record['val_square_accuracy']:.1%}" if "val_square_accuracy" in record else ""
+            if epoch + 1 < config.epochs:  # the time left, from the pace so far (the line a log file shows)
+                pace = (time.perf_counter() - training_started) / (epoch + 1)
+                note += f" eta {format_duration(pace * (config.epochs - epoch - 1))}"
             bar.note(note, milestone=distributed.is_main)
             distributed.barrier()
     if best_state is not None:
