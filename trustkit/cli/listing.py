@@ -6,6 +6,10 @@ from typing import Any
 import click
 
 LISTABLE = ("models", "attacks", "datasets", "suites", "checkpoints")
+CAPTIONS = {"models": "also: a store entry, a .safetensors checkpoint, torchvision:NAME / timm:NAME with --weights, "
+                      "or (with --trust-code) TorchScript, .pt2 and package.module:factory",
+            "datasets": "also your own images: folder:PATH (one sub-folder per class) or csv:FILE (path,label), "
+                        "with --image-size"}
 
 
 @click.command(name="list")
@@ -54,6 +58,7 @@ def list_(what: str | None) -> None:
             table.add_column("description")
             for entry in _registry(kind).entries():
                 table.add_row(entry.name, ", ".join(entry.aliases), entry.summary)
+            table.caption = CAPTIONS.get(kind)
         console.print(table)
 
 
