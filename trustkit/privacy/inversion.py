@@ -13,6 +13,7 @@ Three attackers, one interface (:class:`InversionAttack.reconstruct`):
 """
 from __future__ import annotations
 
+import abc
 import math
 import os
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _cosine(step: int, steps: int, lr: float) -> float:
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / max(1, steps))))
 
 
-class InversionAttack:
+class InversionAttack(abc.ABC):
     """Base of the inversion attacks: ``reconstruct(target, features, seed)`` -> images N×C×H×W in [0, 1]."""
 
     name: ClassVar[str] = "inversion"
@@ -87,8 +88,9 @@ class InversionAttack:
         returns notes for the report."""
         return {}
 
+    @abc.abstractmethod
     def reconstruct(self, target: InversionTarget, features: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        raise NotImplementedError
+        """The victims rebuilt from their observed ``features``: N×C×H×W in [0, 1]."""
 
 
 def _best_of_restarts(objective: torch.Tensor, candidates: torch.Tensor, n: int, restarts: int) -> torch.Tensor:
