@@ -224,3 +224,16 @@ def test_torch_export_programs_load_only_with_consent(tmp_path):
 
     x_adv = PGD(0.1, steps=3)(loaded.module, x, net(x).argmax(1))  # attacks switch eval() and take gradients
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_specs_keep_odd_characters_in_paths(image_folder, tmp_path):
+    import shutil
+
+    from trustkit.models.library import library_spec, parse_library_spec
+
+    odd = tmp_path / "me@home & co"
+    shutil.copytree(image_folder, odd / "images")
+    spec = get_spec(f"folder:{odd / 'images'}@16")
+    assert spec.shape == (3, 16, 16) and len(load_dataset(spec.name, "test")) == 32
+    weights = odd / "w?v=1.safetensors"
+    assert parse_library_spec(library_spec("torchvision:resnet18", weights=weights, num_classes=3)).weights == weights

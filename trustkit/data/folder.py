@@ -60,12 +60,12 @@ def parse_spec(spec: str) -> UserDataOptions:
     kind, _, rest = spec.partition(":")
     rest, _, query = rest.partition("?")
     path_text, size = rest, None
-    if "@" in rest:
-        path_text, _, size_text = rest.rpartition("@")
+    head, at, size_text = rest.rpartition("@")
+    if at and "/" not in size_text and os.sep not in size_text:  # "@224" ends the spec; "@" inside a path stays
         if not size_text.isdigit() or not 8 <= int(size_text) <= 4096:
             raise InvalidArgumentError(f"image size '{size_text}' in '{spec}' must be a whole number of pixels "
                                        "from 8 to 4096, e.g. folder:val@224")
-        size = int(size_text)
+        path_text, size = head, int(size_text)
     options = dict(part.partition("=")[::2] for part in query.split("&") if part)
     unknown = set(options) - {"skip_bad", "workers"}
     if unknown:

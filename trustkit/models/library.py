@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote, unquote
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def library_spec(spec: str, *, weights: str | os.PathLike | None = None, num_cla
     ``--weights`` / ``--num-classes`` do)."""
     options = []
     if weights is not None:
-        options.append(f"weights={Path(weights).expanduser().resolve()}")
+        # quoted: a path may hold '&', '?' or '=' (unquoted again when the spec is read)
+        options.append(f"weights={quote(str(Path(weights).expanduser().resolve()), safe='/:')}")
     if num_classes is not None:
         options.append(f"num_classes={int(num_classes)}")
     if not options:
@@ -71,7 +73,7 @@ def parse_library_spec(spec: str) -> LibrarySpec:
     count = options.get("num_classes")
     if count is not None and (not count.isdigit() or int(count) < 2):
         raise InvalidArgumentError(f"--num-classes must be a whole number of at least 2, got {count}")
-    weights = Path(options["weights"]) if options.get("weights") else None
+    weights = Path(unquote(options["weights"])) if options.get("weights") else None
     return LibrarySpec(library, name, weights, int(count) if count else None)
 
 
