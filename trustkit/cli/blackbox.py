@@ -53,6 +53,7 @@ _shared_options = opt.compose(  # every black-box study: data, budgets, attack p
     opt.data_options(),
     opt.trust_code(TRUST_CODE_HELP),
     opt.run_options,
+    opt.own_data_options,
 )
 
 
@@ -79,7 +80,7 @@ def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset
                      eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None,
                      alpha: float | None, restarts: int | None, params: tuple[str, ...], device: str, seed: int,
                      out: str, data_root: str | None, download: bool, trust_code: bool, jobs: int, no_cache: bool,
-                     backend: str, ray_address: str | None) -> None:
+                     backend: str, ray_address: str | None, **own: Any) -> None:
     """Transfer attacks: craft adversarial examples on surrogate models, judge them on target models.
 
     Writes reports/<run-id>/ with a source × target success heat map per attack and eps (the last row is
@@ -96,6 +97,7 @@ def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset
     from trustkit.engine import run_transfer
 
     opt.check_backend(backend, ray_address)
+    _, dataset = opt.own_model_data(None, dataset, own)
 
     split = opt.split_list
     params_all, strict = _attack_params(steps, alpha, restarts, params)
@@ -151,7 +153,8 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
                        attacks: tuple[str, ...], eps: tuple[str, ...], norm: str, n: int | None, batch_size: int,
                        steps: int | None, alpha: float | None, restarts: int | None, params: tuple[str, ...],
                        device: str, seed: int, out: str, data_root: str | None, download: bool,
-                       trust_code: bool, jobs: int, no_cache: bool, backend: str, ray_address: str | None) -> None:
+                       trust_code: bool, jobs: int, no_cache: bool, backend: str, ray_address: str | None,
+                       **own: Any) -> None:
     """Substitute-model attack (Papernot et al. 2017): the attacker only queries the target for labels.
 
     It trains a substitute with Jacobian-based data augmentation from a small seed set, then transfers
@@ -168,6 +171,7 @@ def substitute_command(target: str, substitute: str, seed_size: int, rho: int, e
     from trustkit.engine import run_substitute
 
     opt.check_backend(backend, ray_address)
+    _, dataset = opt.own_model_data(None, dataset, own)
 
     split = opt.split_list
     params_all, strict = _attack_params(steps, alpha, restarts, params)

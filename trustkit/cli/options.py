@@ -87,14 +87,21 @@ def model_options(help: str, *, default: str | None = "cnn",  # noqa: A002
 
 
 def own_model_data_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--weights, --num-classes (for torchvision:/timm: models), --image-size, --workers, --skip-bad (for
-    folder:/csv: data sets): the user's own model and images."""
+    """--weights, --num-classes (for torchvision:/timm: models) and :func:`own_data_options`: the user's own
+    model and images."""
     return compose(
         click.option("--weights", type=click.Path(dir_okay=False),
                      help="Weights of a torchvision:NAME or timm:NAME model, as a .safetensors state dict (pickled "
                           ".pt files are refused; the error shows the one-line conversion)."),
         click.option("--num-classes", type=click.IntRange(min=2),
                      help="Classes of a torchvision:/timm: model (default: the data set's)."),
+        own_data_options,
+    )(function)
+
+
+def own_data_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--image-size, --workers, --skip-bad: how folder:/csv: data sets are read."""
+    return compose(
         click.option("--image-size", type=click.IntRange(8, 4096),
                      help="folder:/csv: data: resize the shorter side to SIZE/0.875 and centre-crop SIZE×SIZE (the "
                           "ImageNet evaluation transform; 224 for most torchvision models). Default: keep the "
@@ -107,7 +114,7 @@ def own_model_data_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def own_model_data(model: str, dataset: str, options: dict[str, Any]) -> tuple[str, str]:
+def own_model_data(model: str | None, dataset: str, options: dict[str, Any]) -> tuple[str | None, str]:
     """``(model spec, data set spec)`` with :func:`own_model_data_options` written into them; options that do
     not fit the model or data given are one-line errors."""
     from trustkit.data.folder import is_user_dataset
@@ -253,7 +260,7 @@ def sample_options(n_help: str) -> Decorator:
 
 __all__ = ["CONTEXT", "SEED", "attack", "attack_options", "check_backend", "compose", "data_options", "dataset",
            "device", "engine_options", "eps", "model_options", "norm", "out", "own_model_data",
-           "own_model_data_options", "placement_options", "sample_options", "seed", "split_list"]
+           "own_data_options", "own_model_data_options", "placement_options", "sample_options", "seed", "split_list"]
 
 
 def exit_on_failed_cells(run_info: dict) -> None:
