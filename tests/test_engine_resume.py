@@ -65,3 +65,24 @@ def test_privacy_audit_killed_mid_study_resumes_with_identical_results(tmp_path,
     for table, columns in (("results.csv", AUDIT_COLUMNS), ("layers.csv", ["layer", "risk", "best_psnr"]),
                            ("membership.csv", ["attack", "auc"])):
         pd.testing.assert_frame_equal(pd.read_csv(resumed / table)[columns], pd.read_csv(cells / table)[columns])
+
+
+def test_audit_cache_keys_ignore_where_the_run_executes():
+    """--jobs, --backend or --out do not change a cell's numbers, so they must not change its cache key."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    import torch
+
+    from trustkit.privacy.audit import AuditConfig
+    from trustkit.studies.privacy_audit import InversionCell, PrivacyAuditStudy
+
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    state = SimpleNamespace(victims=(x, y), fingerprint="m", train_set=SimpleNamespace(tensors=lambda: (x, y)),
+                            reid=SimpleNamespace(source="", test_accuracy=0.9))
+    config = AuditConfig()
+    keys = {PrivacyAuditStudy(c, ["relu1"], "relu1").key(InversionCell("relu1", "white-box"), state, "cpu")
+            for c in (config, replace(config, jobs=2, backend="processes", out="elsewhere", use_cache=False))}
+    assert len(keys) == 1
+    changed = PrivacyAuditStudy(replace(config, whitebox_steps=7), ["relu1"], "relu1")
+    assert changed.key(InversionCell("relu1", "white-box"), state, "cpu") not in keys

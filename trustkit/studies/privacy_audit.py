@@ -32,6 +32,10 @@ from trustkit.sanity import Check
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
 
 
+# Settings that decide where and how a run executes, not its numbers: left out of the cache keys.
+RUN_ONLY_SETTINGS = ("out", "device", "trust_code", "use_cache", "jobs", "backend", "ray_address")
+
+
 @dataclass(frozen=True)
 class InversionCell:
     """``attack`` rebuilds the victims from ``layer``'s features; ``mitigation`` indexes the config's
@@ -111,7 +115,7 @@ class PrivacyAuditStudy:
     def key(self, cell: AuditCell, state: AuditSubject, device_type: str) -> str:
         config = self.config
         victims, labels = state.victims
-        settings = {k: v for k, v in asdict(config).items() if k not in ("out", "device", "trust_code")}
+        settings = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY_SETTINGS}
         reid = state.reid
         return cache_key({"audit": {"cell": type(cell).__name__, **asdict(cell)}, "settings": settings,
                           "model": state.fingerprint, "victims": tensor_fingerprint(victims, labels),
