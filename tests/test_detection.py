@@ -170,3 +170,29 @@ def test_cnn_detector_depends_only_on_its_seed():
         detector.fit(x, y, seed=3)
         states.append(detector.state())
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_no_cache_reuses_detectors_trained_by_the_same_run_in_any_process(digit_generators, monkeypatch):
+    """--no-cache: a detector trained by one cell is reused by the run's other cells, also in other worker
+    processes (which unpickle the study), and never by another run."""
+    import pickle
+
+    from trustkit.detection.cnn import CNNDetector
+    from trustkit.detection.run import FakesConfig
+    from trustkit.studies.fakes import DetectorCell, EvasionCell, fakes_study
+
+    fits = []
+    original = CNNDetector.fit
+    monkeypatch.setattr(CNNDetector, "fit", lambda self, *a, **k: fits.append(1) or original(self, *a, **k))
+    config = FakesConfig(dataset="digits", generators=digit_generators, detectors=["cnn"], n_train=100, n_val=30,
+                         n_test=40, eps=[0.1], perturbations=[], use_cache=False)
+    study = fakes_study(config)
+    device = torch.device("cpu")
+    state = study.prepare(study.cells(), device)
+    study.run(DetectorCell("cnn", "dcgan"), state, device, None)
+    worker = pickle.loads(pickle.dumps(study))  # what a worker process gets
+    worker.run(EvasionCell("cnn", "dcgan", 0.1), worker.prepare(worker.cells(), device), device, None)
+    assert len(fits) == 1
+    again = fakes_study(FakesConfig(**{**config.__dict__, "generators": digit_generators}))
+    again.run(DetectorCell("cnn", "dcgan"), state, device, None)
+    assert len(fits) == 2  # another --no-cache run trains its own

@@ -65,10 +65,9 @@ class EvasionCell:
 
 @dataclass
 class FakesState:
-    """The real/fake image set (uint8, CPU) and this run's token for detectors trained without the cache."""
+    """The real/fake image set (uint8, CPU) every cell shares."""
 
     images: FakeImageSet
-    run_token: str
 
 
 @dataclass
@@ -76,6 +75,9 @@ class FakesStudy:
     """A validated fake-detection configuration as engine cells."""
 
     config: FakesConfig
+    # with the cache off, detectors are reused only when this run trained them: its token, set once here so
+    # that every worker process (which unpickles this study) carries the same one
+    run_token: str = ""
     kind: str = "fakes"
 
     def cells(self) -> Sequence[DetectorCell | EvasionCell]:
@@ -99,7 +101,7 @@ class FakesStudy:
         images = build_fake_set(config.dataset, config.generators, n_train=config.n_train, n_val=config.n_val,
                                 n_test=config.n_test, seed=config.seed, data_root=config.data_root,
                                 device=config.device, use_cache=config.use_cache)
-        return FakesState(images, "" if config.use_cache else uuid.uuid4().hex)
+        return FakesState(images)
 
     def key(self, cell: DetectorCell | EvasionCell, state: FakesState, device_type: str) -> str:
         config = self.config
@@ -113,7 +115,7 @@ class FakesStudy:
 
     def _detector(self, name: str, generator: str, state: FakesState, device: torch.device) -> TrainedDetector:
         return train_detector(name, state.images, generator, seed=self.config.seed, device=device,
-                              use_cache=self.config.use_cache, run_token=state.run_token)
+                              use_cache=self.config.use_cache, run_token=self.run_token)
 
     def run(self, cell: DetectorCell | EvasionCell, state: FakesState, device: torch.device,
             bar: Progress | None) -> dict[str, Any]:
@@ -175,4 +177,4 @@ def fakes_study(config: FakesConfig) -> FakesStudy:
     config = config.validate()
     sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     config.dataset, config.generators = check_request(config.dataset, config.generators, sizes, config.data_root)
-    return FakesStudy(config)
+    return FakesStudy(config, run_token="" if config.use_cache else uuid.uuid4().hex)
