@@ -174,3 +174,22 @@ def test_weak_evaluations_say_they_are_an_upper_bound(tmp_path, digits_cnn, caps
     assert "trustkit bench strong --model cnn --dataset digits --norm linf --eps 0.1" in " ".join(out.split())
     html = next(tmp_path.glob("*/report.html")).read_text()
     assert "upper bound" in html and "trustkit bench strong --model cnn" in html
+
+
+def test_minimum_norm_attacks_give_the_whole_curve_from_one_search(tmp_path, digits_cnn):
+    """DeepFool's per-image minimal perturbations: an image counts as still robust at ε when its smallest
+    adversarial example is larger than ε, so each grid cell (the search projected onto the ε-ball) is at most
+    that fraction — and an image the model already gets wrong has size 0."""
+    from trustkit.engine import BenchConfig, run_bench
+    from trustkit.report.plots import surviving_fraction
+
+    result = run_bench(BenchConfig(attacks=["deepfool"], norm="l2", eps=[0.25, 0.5, 1.0, 2.0], n=60, probes=False,
+                                   out=str(tmp_path)))
+    records = result.output.finished
+    norms = records[0].data["min_norms"]
+    assert all(r.data["min_norms"] == norms for r in records) and len(norms) == 60
+    assert sum(n == 0.0 for n in norms) == round(60 * (1 - result.results["clean_accuracy"].iloc[0]))
+    for record in records:
+        robust = record.data["row"]["robust_accuracy"]
+        assert robust <= surviving_fraction(norms, record.cell.eps) + 1e-9
+    assert "Smallest adversarial example per image" in (result.report).read_text()

@@ -102,6 +102,13 @@ def _section(results: list, info: dict[str, Any]) -> dict[str, Any]:
         galleries.append({"attack": _label(r), "norm": r.cell.norm, "eps": r.cell.eps, "samples": samples,
                           "fooled": sum(g["fooled"] for g in samples)})
     breakdowns = _breakdowns(rows)
+    curves: dict[str, dict] = {}
+    grid: dict[str, list[tuple[float, float]]] = {}
+    for r in results:
+        if "min_norms" in r.data:
+            label = f"{_label(r)} ({r.cell.norm})"
+            curves.setdefault(label, {"norms": r.data["min_norms"], "norm": r.cell.norm})
+            grid.setdefault(label, []).append((r.cell.eps, r.data["row"]["robust_accuracy"]))
     worst = frame.loc[frame["robust_accuracy"].idxmin()].to_dict()
     first = results[0].cell
     return {
@@ -112,6 +119,7 @@ def _section(results: list, info: dict[str, Any]) -> dict[str, Any]:
         "clean_accuracy": info["clean_accuracy"], "n": info["n"], "worst": worst, "rows": rows,
         "curve": plots.accuracy_vs_eps(frame), "galleries": galleries, "open_gallery": _most_telling(galleries),
         "heatmaps": heatmaps, "breakdowns": breakdowns,
+        "min_norm_plot": plots.minimal_perturbation_curve(curves, grid) if curves else None,
         "breakdown_members": list(dict.fromkeys(m for b in breakdowns for m in b["counts"])),
         "probes": list(probes),
         "threat_models": sorted(set(frame["norm"])),

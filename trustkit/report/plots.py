@@ -41,6 +41,47 @@ def accuracy_vs_eps(results: pd.DataFrame, bands: bool = True) -> str:
     return figure_uri(fig)
 
 
+def surviving_fraction(norms: Sequence[float | None], eps: float) -> float:
+    """Fraction of images whose smallest adversarial example found is larger than ``eps`` (None: none found)."""
+    return sum(n is None or n > eps for n in norms) / max(len(norms), 1)
+
+
+def minimal_perturbation_curve(curves: dict[str, dict], grid: dict[str, list[tuple[float, float]]]) -> str:
+    """Robust accuracy (%) against epsilon from each minimum-norm search's per-image minimal perturbation (a
+    step curve over every epsilon at once), with the bench's own cells (projection onto each ball) as dots.
+
+    ``curves`` maps a label (attack and norm) to ``{"norms": [...], "norm": ...}``; ``grid`` the label to
+    its cells' (eps, robust accuracy).
+    """
+    fig, ax = new_figure()
+    top = 0.0
+    for label, curve in curves.items():
+        found = sorted(n for n in curve["norms"] if n is not None)
+        top = max(top, found[-1] if found else 0.0, *(e for e, _ in grid.get(label, [])))
+    top = top * 1.05 or 1.0
+    for label, curve in curves.items():
+        norms = curve["norms"]
+        points = sorted({0.0, top, *(n for n in norms if n is not None)})
+        line, = ax.step(points, [100 * surviving_fraction(norms, e) for e in points], where="post",
+                        label=f"{label}, median {_median_label(norms)}")
+        cells = grid.get(label, [])
+        if cells:
+            ax.plot([e for e, _ in cells], [100 * r for _, r in cells], "o", color=line.get_color())
+    ax.set_xlabel("epsilon (size of the smallest adversarial example found, pixel scale)")
+    ax.set_ylabel("images still classified correctly (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_xlim(0, top)
+    ax.grid(alpha=0.3)
+    ax.legend(title="line: one search; dots: the grid's cells", fontsize=8)
+    return figure_uri(fig)
+
+
+def _median_label(norms: Sequence[float | None]) -> str:
+    ordered = sorted(float("inf") if n is None else n for n in norms)
+    middle = ordered[len(ordered) // 2] if ordered else float("nan")
+    return "none found" if middle == float("inf") else f"{middle:.3g}"
+
+
 def per_class_heatmap(per_class: pd.DataFrame, class_names: Sequence[str], title: str) -> str:
     """Heat map of robust accuracy (%) per class (rows) and epsilon (columns)."""
     table = per_class.pivot_table(index="class_index", columns="eps", values="robust_accuracy") * 100

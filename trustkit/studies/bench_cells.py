@@ -23,6 +23,7 @@ from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
 from trustkit.fingerprint import cache_key, file_fingerprint, state_dict_fingerprint, tensor_fingerprint
 from trustkit.images import pack_images
+from trustkit.models.inference import predict_labels
 from trustkit.models.loading import LoadedModel, resolve_model
 from trustkit.runtime import seed_everything
 from trustkit.sanity import probe_model
@@ -235,7 +236,30 @@ def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Prog
                "adv_label": outcome.adversarial.label[index].tolist(),
                "adv_confidence": outcome.adversarial.confidence[index].tolist(),
                "linf": outcome.linf[index].tolist(), "l2": outcome.l2[index].tolist()}
-    return {"row": row, "per_class": per_class, "gallery": gallery, "attack_params": attack.params()}
+    found = {"row": row, "per_class": per_class, "gallery": gallery, "attack_params": attack.params()}
+    if attack.minimum_norm and ctx.unbounded.get(search_key):
+        found["min_norms"] = minimal_norms(ctx, cell, ctx.unbounded[search_key], device)
+    return found
+
+
+@torch.no_grad()
+def minimal_norms(ctx: GroupContext, cell: Cell, unbounded: dict[int, torch.Tensor],
+                  device: torch.device) -> list[float | None]:
+    """Per test image, the size (in the cell's norm, [0, 1] pixel units) of the smallest adversarial example the
+    minimum-norm search found: 0 for an image the model already gets wrong, None where the search found none.
+    ``unbounded`` is the search's per-batch cache (keyed by the batch's offset among the attacked images), so
+    the whole ε-curve of the attack comes from this one search."""
+    rows = (ctx.clean.label == ctx.y).nonzero().squeeze(1)
+    norms: list[float | None] = [0.0] * len(ctx.y)
+    for start, found in unbounded.items():
+        index = rows[start:start + len(found)]
+        x = ctx.x[index]
+        delta = (found - x).flatten(1)
+        size = delta.abs().amax(1) if cell.norm == "linf" else delta.norm(dim=1)
+        fooled = predict_labels(ctx.loaded.module, found, batch_size=cell.batch_size, device=device) != ctx.y[index]
+        for i, value, hit in zip(index.tolist(), size.tolist(), fooled.tolist()):
+            norms[i] = round(value, 7) if hit else None
+    return norms
 
 
 def probe_checks(ctx: GroupContext, cell: Cell, device: torch.device) -> list[dict[str, Any]]:
