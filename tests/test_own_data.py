@@ -237,3 +237,22 @@ def test_specs_keep_odd_characters_in_paths(image_folder, tmp_path):
     assert spec.shape == (3, 16, 16) and len(load_dataset(spec.name, "test")) == 32
     weights = odd / "w?v=1.safetensors"
     assert parse_library_spec(library_spec("torchvision:resnet18", weights=weights, num_classes=3)).weights == weights
+
+
+def test_a_zoo_model_trained_on_a_folder_is_one_store_file(image_folder, tmp_path, monkeypatch, capsys):
+    """Store entries of user data sets hold a path; the store keeps each as one safe file name, and a second
+    run finds it (no retraining)."""
+    import shutil
+
+    monkeypatch.setenv("TRUSTKIT_HOME", str(tmp_path / "home"))
+    root = tmp_path / "data"
+    shutil.copytree(image_folder, root)
+    (root / "dog" / "broken.png").write_bytes(b"")
+    args = ["bench", "fgsm", "--model", "cnn", "--dataset", f"folder:{root}", "--image-size", "16", "--skip-bad",
+            "--n", "6", "--eps", "0.1", "--no-probes", "--out", str(tmp_path / "out")]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    stored = list((tmp_path / "home" / "checkpoints").iterdir())
+    assert len(stored) == 1 and stored[0].is_file() and stored[0].name.startswith("cnn-folder-")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0 and "training it now" not in err

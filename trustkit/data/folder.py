@@ -192,9 +192,14 @@ class FolderDataset(ImageDataset):
 
     @property
     def images(self) -> torch.Tensor:  # type: ignore[override]
-        """Every image as one uint8 tensor (decoded once, then kept): only for sets that fit in memory."""
+        """Every image as one uint8 tensor (decoded once, then kept): only for sets that fit in memory. Files
+        ``skip_bad`` skipped leave the set for good, labels included, so images and labels stay aligned."""
         if self._all is None:
-            self._all = self._decode_rows(torch.arange(len(self.files)))[0]
+            images, kept = self._decode_rows(torch.arange(len(self.files)))
+            if not bool(kept.all()):
+                self.files = [f for f, keep in zip(self.files, kept.tolist()) if keep]
+                self.labels = self.labels[kept]
+            self._all = images
         return self._all
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:

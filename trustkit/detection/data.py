@@ -18,7 +18,7 @@ from trustkit.data import get_spec, load_dataset
 from trustkit.detection.base import FAKE, REAL
 from trustkit.errors import InvalidArgumentError
 from trustkit.fingerprint import cache_key, file_fingerprint
-from trustkit.paths import home
+from trustkit.paths import file_label, home
 from trustkit.runtime import select_device
 
 SPLITS = ("train", "val", "test")
@@ -99,7 +99,7 @@ def build_fake_set(dataset: str = "faces", generators: list[str] | tuple[str, ..
         loaded[name] = resolve_generator(name, spec.name, torch_device)
     fingerprints = {name: file_fingerprint(g.source) for name, g in loaded.items()}
     key = _cache_key(spec.name, sizes, seed, fingerprints)
-    cache = home() / "detection" / f"{spec.name}-{key}.safetensors"
+    cache = home() / "detection" / f"{file_label(spec.name)}-{key}.safetensors"
     sources = {name: g.source for name, g in loaded.items()}
     if use_cache and checkpoint_exists(cache):
         tensors = read_weights(cache)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from trustkit.errors import ShapeMismatchError
+
 
 def build(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     channels, height, width = in_shape
     if height < 4 or width < 4:
-        raise ValueError(f"cnn-small needs images of at least 4×4, got {height}×{width}")
+        raise ShapeMismatchError(f"cnn-small needs images of at least 4×4, got {height}×{width}; pick another "
+                                 "model or resize the images (--image-size)")
     # A 4×4 kernel with stride 2 and padding 1 halves each side (rounding down).
     return nn.Sequential(
         nn.Conv2d(channels, 16, 4, stride=2, padding=1), nn.ReLU(),

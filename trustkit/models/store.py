@@ -28,7 +28,7 @@ from trustkit.atomic import atomic_path
 from trustkit.data import get_spec
 from trustkit.errors import CheckpointError
 from trustkit.models import MODELS
-from trustkit.paths import home
+from trustkit.paths import file_label, home
 
 FORMAT = "trustkit-checkpoint"
 FORMAT_VERSION = 2  # 1: metadata in a sibling .json; 2: metadata in the safetensors header
@@ -54,8 +54,9 @@ def store_name(arch: str, dataset: str) -> str:
 
 
 def store_path(name: str) -> Path:
-    """Weights path of the store entry ``name`` (e.g. ``cnn-digits``)."""
-    return store_dir() / f"{name}.safetensors"
+    """Weights path of the store entry ``name`` (e.g. ``cnn-digits``; a name holding a path, as entries of a
+    ``folder:`` data set do, becomes a safe file name)."""
+    return store_dir() / f"{file_label(name)}.safetensors"
 
 
 def _weights_path(path: str | os.PathLike) -> Path:

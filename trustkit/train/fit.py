@@ -205,6 +205,8 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     distributed = distributed or Distributed.single()
     generator = torch.Generator().manual_seed(seed)
     adversarial = config.recipe != "clean"
+    # first: a folder data set decodes its files here and drops any it could not read (skip_bad)
+    images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     train_index = torch.arange(len(train_set))
     if adversarial:
         train_index, held_out = validation_split(len(train_set), config.validation_size, seed)
@@ -217,7 +219,6 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     warmup_steps = round(config.eps_warmup * steps_per_epoch) if adversarial else 0
     step = 0
     schedule = _schedule(optimizer, config, config.epochs * steps_per_epoch)
-    images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     labels = train_set.labels
     channels_last = device.type == "cuda" and images.ndim == 4
     history = TrainHistory()
