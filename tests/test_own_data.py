@@ -256,3 +256,16 @@ def test_a_zoo_model_trained_on_a_folder_is_one_store_file(image_folder, tmp_pat
     assert len(stored) == 1 and stored[0].is_file() and stored[0].name.startswith("cnn-folder-")
     code, _, err = run_cli(capsys, *args)
     assert code == 0 and "training it now" not in err
+
+
+def test_a_class_file_names_the_classes(image_folder, tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("tabby cat\nterrier\nmoray eel\n")
+    spec = get_spec(f"folder:{image_folder}@16?classes={names}")
+    assert spec.class_names == ("tabby cat", "terrier", "moray eel")
+    names.write_text("only one\n")
+    get_spec.__globals__["user_spec"].cache_clear()
+    with pytest.raises(DataNotFoundError, match="names 1 classes but the data has 3"):
+        get_spec(f"folder:{image_folder}@16?classes={names}")
+    code, _, err = run_cli(capsys, "bench", "fgsm", "--classes", str(names))
+    assert code == 2 and "folder:PATH or csv:FILE" in err

@@ -108,6 +108,9 @@ def own_data_options(function: Callable[..., Any]) -> Callable[..., Any]:
                           "images' own size (all must match)."),
         click.option("--workers", type=click.IntRange(0, 64),
                      help="folder:/csv: data: processes decoding images (default up to 4)."),
+        click.option("--classes", "class_file", type=click.Path(dir_okay=False),
+                     help="folder:/csv: data: a text file of class names, one per line in class order, shown "
+                          "instead of the folder names or labels."),
         click.option("--skip-bad", is_flag=True,
                      help="folder:/csv: data: skip files that cannot be decoded (counted in a warning) instead of "
                           "stopping at the first with its name."),
@@ -123,16 +126,22 @@ def own_model_data(model: str | None, dataset: str, options: dict[str, Any]) -> 
 
     weights, classes = options.pop("weights", None), options.pop("num_classes", None)
     size, workers, skip_bad = options.pop("image_size", None), options.pop("workers", None), options.pop("skip_bad", False)
+    class_file = options.pop("class_file", None)
     if weights is not None or classes is not None:
         if not is_library_spec(model):
             raise InvalidArgumentError(f"--weights and --num-classes are for torchvision:NAME or timm:NAME models, "
                                        f"not '{model}'; e.g. --model torchvision:resnet50 --weights r50.safetensors")
         model = library_spec(model, weights=weights, num_classes=classes)
-    if size is not None or workers is not None or skip_bad:
+    if size is not None or workers is not None or skip_bad or class_file:
         if not is_user_dataset(dataset):
-            raise InvalidArgumentError(f"--image-size, --workers and --skip-bad are for folder:PATH or csv:FILE "
-                                       f"data, not '{dataset}'")
+            raise InvalidArgumentError(f"--image-size, --workers, --skip-bad and --classes are for folder:PATH or "
+                                       f"csv:FILE data, not '{dataset}'")
+        from pathlib import Path
+        from urllib.parse import quote
+
         query = [f"workers={workers}"] * (workers is not None) + ["skip_bad=1"] * skip_bad
+        if class_file:
+            query.append(f"classes={quote(str(Path(class_file).expanduser().resolve()), safe='/:')}")
         dataset = dataset + (f"@{size}" if size else "") + (f"?{'&'.join(query)}" if query else "")
     return model, dataset
 

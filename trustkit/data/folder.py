@@ -8,8 +8,9 @@ so ``--n 1000`` of a 50,000-image folder reads 1,000 files. Sizes: with ``@SIZE`
 centre-cropped to SIZE × SIZE — the usual ImageNet evaluation transform; without it every image must already
 have the size of the first one. ``folder:PATH`` with ``train/`` and ``test/`` sub-folders uses them as the
 splits; otherwise the folder is both (evaluation only needs ``test``). Spec options after ``?``:
-``skip_bad=1`` (skip files Pillow cannot read, counted in a warning, instead of a one-line error) and
-``workers=N``.
+``skip_bad=1`` (skip files Pillow cannot read, counted in a warning, instead of a one-line error),
+``workers=N`` and ``classes=FILE`` (the class names, one per line in class order, in place of the folder names
+or CSV labels — ImageNet's synset folders, say).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import numpy as np
 import torch
@@ -46,11 +48,14 @@ class UserDataOptions:
     size: int | None
     skip_bad: bool
     workers: int | None
+    classes: Path | None = None
 
     @property
     def name(self) -> str:
         """The canonical spec (absolute path), the data set's name in results and cache keys."""
         options = ["skip_bad=1"] * self.skip_bad
+        if self.classes is not None:
+            options.append(f"classes={quote(str(self.classes), safe='/:')}")
         suffix = f"@{self.size}" if self.size else ""
         return f"{self.kind}:{self.path}{suffix}" + (f"?{'&'.join(options)}" if options else "")
 
@@ -67,10 +72,13 @@ def parse_spec(spec: str) -> UserDataOptions:
                                        "from 8 to 4096, e.g. folder:val@224")
         path_text, size = head, int(size_text)
     options = dict(part.partition("=")[::2] for part in query.split("&") if part)
-    unknown = set(options) - {"skip_bad", "workers"}
+    unknown = set(options) - {"skip_bad", "workers", "classes"}
     if unknown:
-        raise InvalidArgumentError(f"unknown option {', '.join(sorted(unknown))} in '{spec}'; use skip_bad=1 or "
-                                   "workers=N")
+        raise InvalidArgumentError(f"unknown option {', '.join(sorted(unknown))} in '{spec}'; use skip_bad=1, "
+                                   "workers=N or classes=FILE")
+    classes = Path(unquote(options["classes"])).expanduser().resolve() if options.get("classes") else None
+    if classes is not None and not classes.is_file():
+        raise DataNotFoundError(f"no class-name file {classes}; give a text file with one class name per line")
     workers = options.get("workers")
     if workers is not None and (not workers.isdigit() or int(workers) > 64):
         raise InvalidArgumentError(f"workers={workers} in '{spec}' must be a whole number from 0 to 64")
@@ -81,7 +89,7 @@ def parse_spec(spec: str) -> UserDataOptions:
     if kind == "csv" and not path.is_file():
         raise DataNotFoundError(f"no file {path} (from --dataset {spec}); give a CSV of path,label rows")
     return UserDataOptions(kind, path, size, options.get("skip_bad", "0") in ("1", "true", "yes"),
-                           int(workers) if workers is not None else None)
+                           int(workers) if workers is not None else None, classes)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -268,12 +276,22 @@ def _index(options: UserDataOptions, split: str) -> tuple[list[Path], list[int],
     return _folder_index(root)
 
 
+def _class_names(path: Path, count: int) -> tuple[str, ...]:
+    """The class names of ``path`` (one per non-empty line); a count that differs from the data's is one line."""
+    names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(names) != count:
+        raise DataNotFoundError(f"{path} names {len(names)} classes but the data has {count}; give one name per "
+                                "line, in the order of the class folders (sorted) or labels")
+    return names
+
+
 @functools.lru_cache(maxsize=32)  # get_spec is asked often; scanning a large folder once is enough
 def user_spec(spec: str) -> DatasetSpec:
     """The :class:`DatasetSpec` of a ``folder:`` / ``csv:`` spec: classes from the folder names (or the CSV's
     labels), shape from ``@SIZE`` or the first image, ImageNet's mean/std for colour images."""
     options = parse_spec(spec)
     files, _, classes = _index(options, "test")
+    shown = _class_names(options.classes, len(classes)) if options.classes else classes
     first = _decode(files[0], options.size, None, "RGB")
     from PIL import Image
 
@@ -289,9 +307,9 @@ def user_spec(spec: str) -> DatasetSpec:
             raise DataNotFoundError(f"the {split} split of {options.path} has classes {', '.join(names[:5])}... but "
                                     f"the test split {', '.join(classes[:5])}...; give both splits the same class "
                                     "folders")
-        return FolderDataset(found, labels, name=options.name, split=split, class_names=classes, shape=shape,
+        return FolderDataset(found, labels, name=options.name, split=split, class_names=shown, shape=shape,
                              options=options)
 
     return DatasetSpec(name=options.name, summary=f"user images from {options.path}", shape=shape,
-                       class_names=classes, mean=mean, std=std, eps_linf=(1 / 255, 2 / 255, 4 / 255, 8 / 255),
+                       class_names=shown, mean=mean, std=std, eps_linf=(1 / 255, 2 / 255, 4 / 255, 8 / 255),
                        eps_l2=(0.25, 0.5, 1.0), loader=loader, default_n=1000, augment="none", needs_files=True)
