@@ -269,3 +269,14 @@ def test_a_class_file_names_the_classes(image_folder, tmp_path, capsys):
         get_spec(f"folder:{image_folder}@16?classes={names}")
     code, _, err = run_cli(capsys, "bench", "fgsm", "--classes", str(names))
     assert code == 2 and "folder:PATH or csv:FILE" in err
+
+
+def test_worker_processes_decode_the_same_images(image_folder):
+    """--workers: the DataLoader's worker processes give exactly what decoding in this process gives."""
+    from trustkit.data.folder import with_options
+
+    here = load_dataset(with_options(f"folder:{image_folder}@16", workers=0), "test").tensors()
+    spec = with_options(f"folder:{image_folder}@16", workers=2)
+    assert "workers=2" in spec and get_spec(spec).name == get_spec(f"folder:{image_folder}@16").name
+    there = load_dataset(spec, "test").tensors()
+    assert torch.equal(here[0], there[0]) and torch.equal(here[1], there[1])

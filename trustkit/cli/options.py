@@ -136,13 +136,9 @@ def own_model_data(model: str | None, dataset: str, options: dict[str, Any]) -> 
         if not is_user_dataset(dataset):
             raise InvalidArgumentError(f"--image-size, --workers, --skip-bad and --classes are for folder:PATH or "
                                        f"csv:FILE data, not '{dataset}'")
-        from pathlib import Path
-        from urllib.parse import quote
+        from trustkit.data.folder import with_options
 
-        query = [f"workers={workers}"] * (workers is not None) + ["skip_bad=1"] * skip_bad
-        if class_file:
-            query.append(f"classes={quote(str(Path(class_file).expanduser().resolve()), safe='/:')}")
-        dataset = dataset + (f"@{size}" if size else "") + (f"?{'&'.join(query)}" if query else "")
+        dataset = with_options(dataset, size=size, workers=workers, skip_bad=skip_bad, classes=class_file)
     return model, dataset
 
 

@@ -18,7 +18,7 @@ import csv
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -52,12 +52,30 @@ class UserDataOptions:
 
     @property
     def name(self) -> str:
-        """The canonical spec (absolute path), the data set's name in results and cache keys."""
-        options = ["skip_bad=1"] * self.skip_bad
+        """The canonical spec (absolute path), the data set's name in results and cache keys (without
+        ``workers``, which changes how fast images are read, not which)."""
+        return self.spec(with_workers=False)
+
+    def spec(self, *, with_workers: bool = True) -> str:
+        """These options written as a spec that :func:`parse_spec` reads back."""
+        options = [f"workers={self.workers}"] * (with_workers and self.workers is not None)
+        options += ["skip_bad=1"] * self.skip_bad
         if self.classes is not None:
             options.append(f"classes={quote(str(self.classes), safe='/:')}")
         suffix = f"@{self.size}" if self.size else ""
         return f"{self.kind}:{self.path}{suffix}" + (f"?{'&'.join(options)}" if options else "")
+
+
+def with_options(spec: str, *, size: int | None = None, workers: int | None = None, skip_bad: bool = False,
+                 classes: str | os.PathLike | None = None) -> str:
+    """``spec`` with reading options added (what the CLI's --image-size, --workers, --skip-bad and --classes
+    do); options the spec already holds stay unless given again. A bad spec or a missing file is one line."""
+    options = parse_spec(spec)
+    options = replace(options, size=size or options.size,
+                      workers=workers if workers is not None else options.workers,
+                      skip_bad=options.skip_bad or skip_bad,
+                      classes=Path(classes).expanduser().resolve() if classes else options.classes)
+    return options.spec()
 
 
 def parse_spec(spec: str) -> UserDataOptions:

@@ -112,12 +112,13 @@ class GroupContext:
     base: torch.nn.Module | None = None  # the undefended model when the group has a defense
     defense: Any = None
     unbounded: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)  # minimum-norm search results
+    min_norms: dict[str, list[float | None]] = field(default_factory=dict)  # their per-image sizes, once per search
 
     def to(self, device: torch.device) -> "GroupContext":
         """This context with its models on ``device`` (tensors stay on the CPU; attacks move batches)."""
         module = self.loaded.module.to(device)
         base = self.base.to(device) if self.base is not None else None
-        return replace(self, loaded=replace(self.loaded, module=module), base=base, unbounded={})
+        return replace(self, loaded=replace(self.loaded, module=module), base=base, unbounded={}, min_norms={})
 
 
 def build_context(cell: Cell, device: torch.device, data_root: str | None, download: bool = False,
@@ -238,7 +239,9 @@ def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Prog
                "linf": outcome.linf[index].tolist(), "l2": outcome.l2[index].tolist()}
     found = {"row": row, "per_class": per_class, "gallery": gallery, "attack_params": attack.params()}
     if attack.minimum_norm and ctx.unbounded.get(search_key):
-        found["min_norms"] = minimal_norms(ctx, cell, ctx.unbounded[search_key], device)
+        if search_key not in ctx.min_norms:  # every ε cell of the search shares it: measured once
+            ctx.min_norms[search_key] = minimal_norms(ctx, cell, ctx.unbounded[search_key], device)
+        found["min_norms"] = ctx.min_norms[search_key]
     return found
 
 
