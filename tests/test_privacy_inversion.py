@@ -12,7 +12,7 @@ from trustkit.errors import InvalidArgumentError, UnknownNameError
 from trustkit.privacy.inverse_net import InverseNetworkAttack, model_fingerprint
 from trustkit.privacy.inversion import (GenerativePriorInversion, InversionTarget, WhiteBoxInversion,
                                         feature_distance, total_variation)
-from trustkit.privacy.layers import FeatureExtractor, describe_layers, resolve_layers, transformed_layer
+from trustkit.models.features import FeatureExtractor, describe_layers, resolve_layers, transformed_layer
 from trustkit.privacy.metrics import (SSIM_K1, SSIM_K2, chance_significant, gaussian_window, psnr, ssim,
                                       ssim_window_for, topk_hits)
 

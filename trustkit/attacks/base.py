@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import abc
-import contextlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
 
 from trustkit.attacks.losses import cross_entropy, targeted_cross_entropy
 from trustkit.errors import InvalidArgumentError, ShapeMismatchError
+from trustkit.models.inference import input_gradients_only  # noqa: F401 - re-exported for attacks
 
 NORMS = ("linf", "l2")
 L2_MARGIN = 1e-5  # relative; see ThreatModel.project
@@ -119,22 +119,6 @@ def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tens
     """Per-sample ``(linf, l2)`` norms of ``x_adv - x`` (pixel units on [0, 1])."""
     delta = (x_adv - x).flatten(1)
     return delta.abs().amax(dim=1), delta.norm(dim=1)
-
-
-@contextlib.contextmanager
-def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no weight gradients for the duration; restores both afterwards."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 class Attack(abc.ABC):

@@ -1,5 +1,8 @@
-"""Batched inference helpers (no autograd, model in eval mode)."""
+"""Batched inference helpers (no autograd, model in eval mode) and the input-gradients-only context."""
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -34,3 +37,19 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, ba
     finally:
         model.train(was_training)
     return (logits.argmax(1).cpu() == labels.cpu()).float().mean().item()
+
+
+@contextlib.contextmanager
+def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no weight gradients for the duration; restores both afterwards."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from trustkit.privacy.inverse_net import InverseNetworkAttack
 from trustkit.privacy.inversion import GenerativePriorInversion, InversionAttack, InversionTarget, WhiteBoxInversion
-from trustkit.privacy.layers import FeatureExtractor, LayerInfo, describe_layers, resolve_layers
+from trustkit.models.features import FeatureExtractor, LayerInfo, describe_layers, resolve_layers
 from trustkit.privacy.metrics import psnr, ssim
 
 __all__ = ["FeatureExtractor", "GenerativePriorInversion", "InverseNetworkAttack", "InversionAttack",

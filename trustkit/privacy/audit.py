@@ -35,7 +35,7 @@ from trustkit.models.loading import resolve_model, zoo_arch
 from trustkit.privacy.inverse_net import InverseNetworkAttack, model_fingerprint
 from trustkit.privacy.inversion import (DEFAULT_PRIOR, GenerativePriorInversion, InversionAttack, InversionTarget,
                                        WhiteBoxInversion)
-from trustkit.privacy.layers import FeatureExtractor, LayerInfo, describe_layers, frozen, resolve_layers
+from trustkit.models.features import FeatureExtractor, LayerInfo, describe_layers, frozen, resolve_layers
 from trustkit.privacy.metrics import UNRECOGNISABLE_SSIM, psnr, ssim
 from trustkit.privacy.mitigations import (DEFAULT_MITIGATIONS, feature_stats, make_transform, parse_mitigation,
                                          utility)

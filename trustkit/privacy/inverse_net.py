@@ -24,7 +24,7 @@ from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.fingerprint import state_dict_fingerprint
 from trustkit.models.store import checkpoint_exists, read_checkpoint, save_checkpoint, store_path
 from trustkit.privacy.inversion import InversionAttack, InversionTarget
-from trustkit.privacy.layers import frozen
+from trustkit.models.features import frozen
 from trustkit.runtime import log, progress
 
 KIND = "inverse-network"

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from trustkit.errors import CheckpointError, InvalidArgumentError
-from trustkit.privacy.layers import FeatureExtractor, LayerInfo, frozen
+from trustkit.models.features import FeatureExtractor, LayerInfo, frozen
 from trustkit.runtime import log, progress
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from trustkit.errors import InvalidArgumentError
 from trustkit.models.inference import accuracy
-from trustkit.privacy.layers import FeatureExtractor, LayerInfo, frozen, transformed_layer
+from trustkit.models.features import FeatureExtractor, LayerInfo, frozen, transformed_layer
 
 KINDS = ("noise", "dropout", "quant")
 DEFAULT_MITIGATIONS = ("noise:0.5", "noise:2", "dropout:0.5", "quant:2")

@@ -1,4 +1,5 @@
-"""Which layer's features are shared: naming layers, capturing their output with forward hooks.
+"""Naming a model's layers and capturing their outputs with forward hooks (feature inversion, attributions,
+feature visualisation and style transfer all pick layers this way).
 
 Layers are named by the model's own module names (``net.1`` for the zoo cnn's first ReLU) or by friendly
 aliases made from the module type and its order of execution: ``conv1``, ``relu1``, ``pool1``, ``conv2`` …
@@ -18,7 +19,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from trustkit.attacks.base import input_gradients_only
+from trustkit.models.inference import input_gradients_only
 from trustkit.errors import InvalidArgumentError, UnknownNameError
 
 ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus)
