@@ -66,3 +66,33 @@ def test_privacy_and_fakes_reports_render_from_cells(tmp_path, digits_cnn, digit
     found = check_page(fakes.report)
     assert found.ok, found
     assert {"Detection of known generators", "Evasion by an attacker"} <= set(found.headings)
+
+
+def test_explain_reports_render_cleanly_offline(tmp_path, digits_cnn):
+    """The three explain reports — attributions, class maximisation, style transfer — in the browser."""
+    from PIL import Image
+
+    from trustkit.engine import run
+    from trustkit.studies.explain import ExplainConfig, explain_study
+    from trustkit.studies.style import StyleConfig, style_study
+    from trustkit.studies.visualize import MaximizeConfig, maximize_study
+
+    attributions = run(explain_study(ExplainConfig(methods=("grad", "gradcam"), per_class=1, randomization_n=4)),
+                       out=tmp_path / "explain")
+    found = check_page(attributions.report)
+    assert found.ok, found
+    assert {"Evidence per class", "Randomisation test", "Faithfulness: deletion and insertion"} <= set(found.headings)
+    assert found.images >= 2 + 2 * 10 * 2  # two plots; per method and class an image and its map
+    maximized = run(maximize_study(MaximizeConfig(classes=[0, 1], steps=20)), out=tmp_path / "maximize")
+    found = check_page(maximized.report)
+    assert found.ok, found
+    assert found.images >= 2
+    for name, colour in (("content.png", (200, 30, 30)), ("style.png", (20, 20, 220))):
+        image = Image.new("RGB", (16, 16), colour)
+        image.paste((255, 255, 255), (0, 0, 8, 16))
+        image.save(tmp_path / name)
+    styled = run(style_study(StyleConfig(content=(str(tmp_path / "content.png"),), style=(str(tmp_path / "style.png"),),
+                                         style_weights=(10.0,), steps=5, size=16)), out=tmp_path / "style")
+    found = check_page(styled.report)
+    assert found.ok, found
+    assert found.images >= 3  # content, style, result (and the loss curves)

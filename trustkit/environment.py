@@ -11,7 +11,7 @@ import torch
 
 from trustkit._version import __version__
 
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "adversarial-robustness-toolbox")
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "adversarial-robustness-toolbox", "captum")
 
 
 def versions() -> dict[str, str]:

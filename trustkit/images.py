@@ -76,3 +76,15 @@ def unpack_images(packed: dict[str, Any]) -> torch.Tensor:
     """The inverse of :func:`pack_images` (float32)."""
     raw = np.frombuffer(base64.b64decode(packed["float16"]), dtype=np.float16).reshape(packed["shape"])
     return torch.from_numpy(raw.astype(np.float32))
+
+
+def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
+    """Per-image total-variation prior TV_β of images N×C×H×W: Σ ((x[i,j+1]−x[i,j])² + (x[i+1,j]−x[i,j])²)^(β/2)
+    over channels and the (H−1)×(W−1) positions where both differences exist, divided by C·H·W (pixel² for
+    β = 2). The prior of feature inversion, class-score maximisation and style transfer."""
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    squared = dx.pow(2) + dy.pow(2)
+    if beta != 2.0:
+        squared = (squared + 1e-8).pow(beta / 2)  # smooth at 0, where the gradient of |d|^β (β < 2) is infinite
+    return squared.flatten(1).sum(1) / x[0].numel()

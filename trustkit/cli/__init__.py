@@ -1,4 +1,5 @@
-"""The ``trustkit`` command: bench, train, list, report, detect, gen, privacy (one module per command group).
+"""The ``trustkit`` command: bench, train, list, report, detect, gen, privacy, explain (one module per command
+group).
 
 Bad input ends with one line on stderr (``error: <problem>; <fix>``) and exit code 2; ``--debug`` shows
 the traceback instead. The command modules import their workloads inside the command functions, so
@@ -48,13 +49,14 @@ def _register() -> None:
     import trustkit.cli.blackbox  # noqa: F401 - registers the bench workloads transfer and substitute
     from trustkit.cli.bench import bench
     from trustkit.cli.detect import detect as detect_group
+    from trustkit.cli.explain import explain
     from trustkit.cli.gen import gen
     from trustkit.cli.listing import list_
     from trustkit.cli.privacy import privacy
     from trustkit.cli.report import report
     from trustkit.cli.train import train
 
-    for command in (bench, train, list_, report, detect_group, gen, privacy):
+    for command in (bench, train, list_, report, detect_group, gen, privacy, explain):
         main.add_command(command)
 
 

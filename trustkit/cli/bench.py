@@ -9,7 +9,7 @@ import click
 from trustkit.cli import options as opt
 from trustkit.cli.tables import print_flags, print_table
 
-MODEL_HELP = ("Zoo name (softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18; trained and cached on "
+MODEL_HELP = ("Zoo name (softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18, disc196; trained and cached on "
               "first use), a store entry "
               "such as cnn-mnist-fgsm-rs-eps0.3, a .safetensors checkpoint, or (with --trust-code) a TorchScript "
               "file or package.module:factory, or a library architecture torchvision:NAME / timm:NAME with "

@@ -130,7 +130,7 @@ def print_transfer(result: Any) -> None:
 @_target(several=False)
 @click.option("--substitute", "-s", default="cnn", show_default=True,
               help="Zoo architecture of the attacker's substitute (softmax, mlp, cnn, cnn-small, resnet, resnet20, "
-                   "preact-resnet18).")
+                   "preact-resnet18, disc196).")
 @click.option("--seed-size", type=int, default=100, show_default=True,
               help="Unlabeled test images the attacker starts from (balanced over classes, held out from the "
                    "evaluation).")

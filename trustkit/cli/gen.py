@@ -63,7 +63,7 @@ gen = click.Group(
     help="""Generative models: train, sample, interpolate, latent arithmetic, evaluate.
 
     \b
-    Models: ae, conv-ae, vae, conv-vae, beta-vae, cvae, dcgan, cgan, acgan, wgan-gp ('trustkit gen list').
+    Models: ae, conv-ae, vae, conv-vae, beta-vae, cvae, dcgan, cgan, acgan, wgan-gp, acgan-cifar, wgan-gp-cifar ('trustkit gen list').
     Data sets: digits (embedded, the default), mnist, cifar10, faces (UTKFace 64×64).
 
     \b
@@ -218,7 +218,7 @@ def sample(model: str, dataset: str | None, n: int, classes: tuple[str, ...], pe
 @_trained_model
 @click.option("--pairs", type=int, default=6, show_default=True, help="Number of strips (start/end pairs).")
 @opt.steps("Images per strip, ends included.", default=10)
-@click.option("--method", type=click.Choice(["auto", "slerp", "linear"]), default="auto", show_default=True,
+@click.option("--path", "method", type=click.Choice(["auto", "slerp", "linear"]), default="auto", show_default=True,
               help="Path between latents: slerp (spherical, for Gaussian priors) or linear; auto picks.")
 @click.option("--images", "between_images", is_flag=True,
               help="AE/VAE: walk between the codes of pairs of test images instead of random latents.")

@@ -220,9 +220,10 @@ def beta(help: str) -> Decorator:  # noqa: A002
 
 # --- attacks -----------------------------------------------------------------------------------------------
 
-def attack(dest: str, help: str) -> Decorator:  # noqa: A002
-    """--attack/-a, repeatable; ``dest`` is the function argument it fills."""
-    return click.option("--attack", "-a", dest, multiple=True, help=help)
+def attack(dest: str, help: str, *, several: bool = True, default: str | None = None) -> Decorator:  # noqa: A002
+    """--attack/-a, repeatable (or with ``several`` False one name); ``dest`` is the function argument it fills."""
+    return click.option("--attack", "-a", dest, multiple=several, help=help,
+                        **({} if several else _defaulted(default)))
 
 
 def eps(help: str, *, several: bool = True) -> Decorator:  # noqa: A002
@@ -252,10 +253,19 @@ def attack_steps(help: str, *, default: int | None = None) -> Decorator:  # noqa
     return click.option("--attack-steps", type=int, help=help, **_defaulted(default))
 
 
+def param(help: str, *, metavar: str = "KEY=VALUE") -> Decorator:  # noqa: A002
+    """--param/-p, repeatable: options passed through to an attack or method (values read as YAML)."""
+    return click.option("--param", "-p", "params", multiple=True, metavar=metavar, help=help)
+
+
 def attack_options(param_help: str) -> Decorator:
     """--steps, --alpha, --restarts and --param/-p KEY=VALUE (passed through to the attacks)."""
-    return compose(steps(), alpha(), restarts(),
-                   click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE", help=param_help))
+    return compose(steps(), alpha(), restarts(), param(param_help))
+
+
+def tv_weight(help: str, *, default: float) -> Decorator:  # noqa: A002
+    """--tv-weight: the weight of a total-variation prior (inversion, style transfer)."""
+    return click.option("--tv-weight", type=float, default=default, show_default=True, help=help)
 
 
 def sample_options(n_help: str) -> Decorator:
@@ -265,7 +275,8 @@ def sample_options(n_help: str) -> Decorator:
 
 __all__ = ["CONTEXT", "SEED", "attack", "attack_options", "check_backend", "compose", "data_options", "dataset",
            "device", "engine_options", "eps", "model_options", "norm", "out", "own_model_data",
-           "own_data_options", "own_model_data_options", "placement_options", "sample_options", "seed", "split_list"]
+           "own_data_options", "own_model_data_options", "param", "placement_options", "sample_options", "seed", "split_list",
+           "tv_weight"]
 
 
 def exit_on_failed_cells(run_info: dict) -> None:

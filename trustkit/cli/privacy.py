@@ -31,7 +31,7 @@ def privacy() -> None:
 @opt.n("Victims: test images, balanced over classes (default 40 on olivetti — one per person — else 32).")
 @opt.steps("White-box optimisation steps.", default=300)
 @opt.restarts("White-box random restarts, best kept (default 2; 1 above 32×32).")
-@click.option("--tv-weight", type=float, default=0.02, show_default=True, help="White-box total-variation weight λ.")
+@opt.tv_weight("White-box total-variation weight λ.", default=0.02)
 @click.option("--inverse-steps", type=int, help="Inverse-network training steps (default 1500 of 64 images; 600 of 32 "
               "above 32×32).")
 @click.option("--prior", default="vae", show_default=True,

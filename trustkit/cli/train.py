@@ -9,7 +9,7 @@ from trustkit.cli import options as opt
 
 
 @click.command()
-@opt.model("Zoo architecture: softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18.", required=True)
+@opt.model("Zoo architecture: softmax, mlp, cnn, cnn-small, resnet, resnet20, preact-resnet18, disc196.", required=True)
 @opt.dataset()
 @opt.epochs("Training epochs (default: tuned per model and data set).")
 @opt.batch_size("Mini-batch size.", default=None)

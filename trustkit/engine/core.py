@@ -59,8 +59,11 @@ def _ensure_prerequisites(study: Study, device: torch.device) -> None:
     from trustkit.train.zoo import ensure_trained  # store entry's lock
 
     for step in steps:
-        train = ensure_generator if step.kind == "generator" else ensure_trained
-        train(step.model, step.dataset, device=device, data_root=step.data_root, download=step.download)
+        if step.kind == "generator":
+            ensure_generator(step.model, step.dataset, device=device, data_root=step.data_root, download=step.download)
+        else:
+            ensure_trained(step.model, step.dataset, device=device, data_root=step.data_root, download=step.download,
+                           recipe=step.recipe, eps=step.eps)
 
 
 def execute(study: Study, *, device: str = "auto", backend: str = "local", jobs: int = 1,

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from trustkit.data import DatasetSpec
 from trustkit.errors import InvalidArgumentError
-from trustkit.generative import autoencoder, cgan, dcgan, vae, wgan_gp
+from trustkit.generative import autoencoder, cgan, dcgan, gan_lab, vae, wgan_gp
 from trustkit.generative.base import AdversarialModel, GenerativeModel, ReconstructionModel
 from trustkit.registry import Registry
 
@@ -33,6 +33,10 @@ GENERATIVE_MODELS.add("cgan", cgan.ConditionalGAN, summary="conditional DCGAN (c
 GENERATIVE_MODELS.add("acgan", cgan.ACGAN, summary="auxiliary-classifier GAN (D has a real/fake and a class head)")
 GENERATIVE_MODELS.add("wgan-gp", wgan_gp.WGANGP, summary="WGAN-GP: layer-norm critic, no sigmoid, gradient penalty",
                       aliases=("wgan", "wgangp"))
+GENERATIVE_MODELS.add("acgan-cifar", gan_lab.LabACGAN, summary="ACGAN on the CIFAR-10 GAN lab's networks (D: 8 conv "
+                      "196 ch, layer norm, heads fc1 + fc10); 32×32 only")
+GENERATIVE_MODELS.add("wgan-gp-cifar", gan_lab.LabWGANGP, summary="WGAN-GP on the CIFAR-10 GAN lab's networks (critic "
+                      "fc1, no sigmoid, λ = 10, 5 critic steps); 32×32 only")
 
 
 def build_generative(name: str, spec: DatasetSpec, **options: Any) -> GenerativeModel:

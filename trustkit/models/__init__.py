@@ -6,7 +6,7 @@ from typing import Callable
 from torch import nn
 
 from trustkit.data import DatasetSpec
-from trustkit.models import cnn, cnn_small, mlp, preact_resnet, resnet, softmax
+from trustkit.models import cnn, cnn_small, disc196, mlp, preact_resnet, resnet, softmax
 from trustkit.models.layers import Normalize, NormalizedClassifier
 from trustkit.registry import Registry
 
@@ -25,6 +25,8 @@ MODELS.add("resnet20", resnet.build_resnet20, summary="CIFAR ResNet-20 (He et al
            "parameters", aliases=("resnet-20",))
 MODELS.add("preact-resnet18", preact_resnet.build, summary="pre-activation ResNet-18, the fast adversarial "
            "training benchmark model (Wong et al. 2020)", aliases=("preact", "preactresnet18"))
+MODELS.add("disc196", disc196.build, summary="the CIFAR-10 GAN lab's discriminator (8 conv 3×3, 196 channels, layer "
+           "norm) trained alone as a classifier (fc10 head; 2.43 M parameters)")
 
 
 def build_model(arch: str, spec: DatasetSpec) -> NormalizedClassifier:

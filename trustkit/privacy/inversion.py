@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from trustkit.errors import CheckpointError, InvalidArgumentError
+from trustkit.images import total_variation
 from trustkit.models.features import FeatureExtractor, LayerInfo, frozen
 from trustkit.runtime import log, progress
 
@@ -56,17 +57,6 @@ def feature_distance(features: torch.Tensor, target: torch.Tensor) -> torch.Tens
     """Per-image ‖Φ − Φ0‖² / ‖Φ0‖² (Mahendran & Vedaldi's normalised loss; 1 for Φ = 0)."""
     diff = (features - target).flatten(1).pow(2).sum(1)
     return diff / target.flatten(1).pow(2).sum(1).clamp_min(1e-12)
-
-
-def total_variation(x: torch.Tensor, beta: float = 2.0) -> torch.Tensor:
-    """Per-image TV_β prior Σ ((x[i,j+1]−x[i,j])² + (x[i+1,j]−x[i,j])²)^(β/2) over channels and the
-    (H−1)×(W−1) positions where both differences exist, divided by C·H·W."""
-    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
-    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
-    squared = dx.pow(2) + dy.pow(2)
-    if beta != 2.0:
-        squared = (squared + 1e-8).pow(beta / 2)  # smooth at 0, where the gradient of |d|^β (β < 2) is infinite
-    return squared.flatten(1).sum(1) / x[0].numel()
 
 
 def _cosine(step: int, steps: int, lr: float) -> float:

@@ -10,7 +10,10 @@ RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "tru
              "transfer": "trustkit.report.transfer:render_transfer",
              "substitute": "trustkit.report.substitute:render_substitute",
              "fakes": "trustkit.report.detection_report:render_fakes",
-             "privacy-audit": "trustkit.report.privacy:render_privacy"}
+             "privacy-audit": "trustkit.report.privacy:render_privacy",
+             "explain": "trustkit.report.explain:render_explain",
+             "maximize": "trustkit.report.visualize:render_maximize",
+             "style": "trustkit.report.style:render_style"}
 
 
 def renderer(kind: str) -> Callable[..., str]:

@@ -19,6 +19,9 @@ import torch
 # not cacheable, always computed). The engine passes one to :meth:`Study.finish_group`.
 Memo = Callable[[str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
 
+# Settings that decide where and how a study runs, not its numbers: left out of every cache key.
+RUN_ONLY_SETTINGS = ("out", "device", "trust_code", "use_cache", "jobs", "backend", "ray_address")
+
 
 class Progress(Protocol):
     """What a running cell may report: ``advance(fraction of the cell)`` and a ``note``."""
@@ -31,13 +34,16 @@ class Progress(Protocol):
 @dataclass(frozen=True)
 class TrainStep:
     """A model the study needs: the engine trains ``model`` on ``dataset`` first if it is not stored yet —
-    a zoo classifier (``kind`` "classifier") or a generative model ("generator", stored as gen-<model>-<data>)."""
+    a zoo classifier (``kind`` "classifier"; ``recipe``/``eps`` for an adversarially trained one, stored as
+    ``trustkit train --adv RECIPE --eps EPS`` would) or a generative model ("generator", gen-<model>-<data>)."""
 
     model: str
     dataset: str
     data_root: str | None = None
     download: bool = False
     kind: str = "classifier"
+    recipe: str = "clean"
+    eps: float = 0.0
 
 
 @dataclass

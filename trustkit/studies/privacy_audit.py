@@ -29,11 +29,9 @@ from trustkit.privacy.audit import (AuditConfig, AuditSubject, audit_layers, inv
 from trustkit.privacy.risk import audit_checks
 from trustkit.runtime import seed_everything
 from trustkit.sanity import Check
-from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
+from trustkit.studies.base import RUN_ONLY_SETTINGS, Memo, Progress, StudyOutput, TrainStep
 
 
-# Settings that decide where and how a run executes, not its numbers: left out of the cache keys.
-RUN_ONLY_SETTINGS = ("out", "device", "trust_code", "use_cache", "jobs", "backend", "ray_address")
 
 
 @dataclass(frozen=True)

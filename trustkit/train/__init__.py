@@ -21,7 +21,8 @@ from trustkit.train.distributed import Distributed
 from trustkit.train.fit import TrainHistory, fit
 from trustkit.train.recipes import RECIPES
 
-__all__ = ["RECIPES", "TrainConfig", "TrainedModel", "default_config", "fit", "store_name", "train_model"]
+__all__ = ["RECIPES", "TrainConfig", "TrainedModel", "adversarial_entry", "default_config", "fit", "store_name",
+           "train_model"]
 
 
 @dataclass
@@ -44,6 +45,27 @@ def store_name(arch: str, dataset: str, recipe: str = "clean", eps: float = 0.0)
     if recipe == "clean":
         return base
     return f"{base}-{RECIPES.canonical(recipe)}-eps{format_eps(eps).replace('/', '-')}"
+
+
+def adversarial_entry(spec: str, dataset: str) -> tuple[str, str, float] | None:
+    """``(arch, recipe, eps)`` when ``spec`` is the store entry that ``trustkit train --model ARCH --dataset
+    DATASET --adv RECIPE --eps EPS`` writes (``cnn-digits-pgd-eps0.2``, ``resnet-cifar10-trades-eps8-255``),
+    else None: the inverse of :func:`store_name`."""
+    from trustkit.attacks import parse_eps
+    from trustkit.errors import TrustkitError
+
+    head, marker, eps_text = spec.rpartition("-eps")
+    if not marker or not eps_text:
+        return None
+    try:
+        eps = parse_eps(eps_text.replace("-", "/"))
+    except TrustkitError:
+        return None
+    for arch in MODELS.names():
+        for recipe in RECIPES.names():
+            if recipe != "clean" and store_name(arch, dataset, recipe, eps) == spec:
+                return arch, recipe, eps
+    return None
 
 
 def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | None = None, seed: int = 0,
