@@ -34,6 +34,12 @@ step "PGD-10 speed, resnet on CIFAR-10 vs torchattacks/ART" python benchmarks/at
 # 3. one fast-AT CIFAR-10 epoch (PreAct ResNet-18, FGSM-RS, bf16): the 46%-in-4-minutes target extrapolated
 step "fast AT CIFAR-10: 1 epoch + PGD-50x10 on 1,000" python benchmarks/fast_at_cifar10.py --data-root "$DATA" \
   --epochs 1 --n 1000 --restarts 1
+# 5. the CIFAR-10 GAN lab on the GPU: time per step of disc196, acgan-cifar, wgan-gp-cifar (per epoch extrapolated)
+step "CIFAR-10 GAN lab: s/step and min/epoch (cuda)" python benchmarks/gan_lab_cifar10.py --data-root "$DATA" \
+  --device cuda --batch 128 --repeats 5
+# 6. attributions on the GPU: trustkit explain on the MNIST cnn trained above
+step "explain cnn on MNIST (5 methods, cuda)" trustkit -q explain --model cnn --dataset mnist --data-root "$DATA" \
+  --device cuda --out "$OUT"
 # 4. reduced-precision attack iterations (bf16/fp16 vs fp32): needs --precision (issue 17, point 1), not built
 ROWS+=("| bf16/fp16 attack iterations vs fp32 | not run | --precision is not implemented yet |")
 echo
