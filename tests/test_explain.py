@@ -156,9 +156,13 @@ def test_explain_cli_writes_a_report_and_flags_what_it_should(digits_cnn, tmp_pa
     (["-p", "smoothgrad.samples=1.5"], "integer"),
     (["-p", "samples=4"], "METHOD.KEY=VALUE"),
     (["--randomization-n", "-1"], "randomization-n"),
+    (["--method", "grad", "--layer", "conv2"], "add --method gradcam"),
+    (["--method", "grad", "-p", "smoothgrad.samples=4"], "not among the methods"),
+    (["--method", "gradcam", "--layer", "conv9"], "unknown layer"),
 ])
-def test_explain_bad_input_is_one_line(args, message, tmp_path, capsys):
+def test_explain_bad_input_is_one_line(args, message, tmp_path, capsys, digits_cnn):
     code, out, err = run_cli(capsys, "explain", *args, "-o", str(tmp_path))
     assert code == 2
-    assert message in err and len(err.strip().splitlines()) == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and errors[0] == err.strip().splitlines()[-1]
     assert not list(tmp_path.iterdir())

@@ -56,7 +56,7 @@ def explain(ctx: click.Context, model: str, trust_code: bool, dataset: str, meth
     flagged. Writes reports/<run-id>/report.html, results.csv, curves.csv, randomization.csv and run.json.
 
     \b
-        trustkit explain                                     # cnn on digits, five methods, ~1 minute
+        trustkit explain                                     # cnn on digits, five methods, ~15 s
         trustkit explain --model resnet --method gradcam,ig -p integrated-gradients.steps=64
         trustkit explain maximize --help                     # images that maximise a class or a feature
         trustkit explain style --help                        # neural style transfer

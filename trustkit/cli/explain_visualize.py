@@ -38,7 +38,7 @@ def _indices(values: tuple[str, ...], option: str) -> list[int] | None:
 @click.option("--lab", is_flag=True,
               help="The seed deck's lab: standard cnn, cnn adversarially trained with PGD (eps 0.2 on digits) and "
                    "the ACGAN discriminator, side by side (replaces --model). The first run trains the two missing "
-                   "models, about 3.5 minutes on 2 CPU cores (PGD 67 s, ACGAN 136 s); later runs take seconds.")
+                   "models, about 2 minutes on 2 CPU cores (measured 1 min 54 s from an empty store); later runs take seconds.")
 @opt.dataset()
 @click.option("--objective", type=click.Choice(["class", "feature", "both"]),
               help="What to maximise: class logits, the channels of --feature, or both. Default: feature when "

@@ -352,7 +352,13 @@ def explain_study(config: ExplainConfig) -> ExplainStudy:
     if not config.methods:
         raise InvalidArgumentError("no attribution method given; name one, e.g. --method grad")
     methods = list(dict.fromkeys(ATTRIBUTION_METHODS.canonical(m) for m in config.methods))
+    if config.layer and "gradcam" not in methods:
+        raise InvalidArgumentError(f"--layer names Grad-CAM's layer, but Grad-CAM is not among the methods "
+                                   f"({', '.join(methods)}); add --method gradcam or drop --layer")
     for name, options in config.options.items():
+        if ATTRIBUTION_METHODS.canonical(name) not in methods:
+            raise InvalidArgumentError(f"options are given for {name}, which is not among the methods "
+                                       f"({', '.join(methods)}); add --method {name} or drop its -p options")
         method_options(ATTRIBUTION_METHODS.get(name), options)
     for name, value in (("--per-class", config.per_class), ("--steps", config.steps),
                         ("--randomization-steps", config.randomization_steps)):
