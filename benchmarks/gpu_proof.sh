@@ -40,8 +40,11 @@ step "CIFAR-10 GAN lab: s/step and min/epoch (cuda)" python benchmarks/gan_lab_c
 # 6. attributions on the GPU: trustkit explain on the MNIST cnn trained above
 step "explain cnn on MNIST (5 methods, cuda)" trustkit -q explain --model cnn --dataset mnist --data-root "$DATA" \
   --device cuda --out "$OUT"
-# 4. reduced-precision attack iterations (bf16/fp16 vs fp32): needs --precision (issue 17, point 1), not built
-ROWS+=("| bf16/fp16 attack iterations vs fp32 | not run | --precision is not implemented yet |")
+# 4. reduced-precision attack iterations (bf16/fp16 vs fp32): robust accuracy judged in fp32, and the time
+step "--precision bf16/fp16 vs fp32, cnn on MNIST" python benchmarks/attack_precision.py --dataset mnist --model cnn \
+  --data-root "$DATA" --n 1000 --device cuda --fp16 --batch-size 1000
+step "--precision bf16/fp16 vs fp32, resnet on CIFAR-10" python benchmarks/attack_precision.py --dataset cifar10 \
+  --model resnet --data-root "$DATA" --n 1000 --eps 2/255,8/255 --device cuda --fp16 --batch-size 500
 echo
 echo "| step | wall | last line |"
 echo "|---|---|---|"

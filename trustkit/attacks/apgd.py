@@ -13,6 +13,7 @@ from trustkit.attacks.base import Attack, input_gradient, steepest_ascent
 from trustkit.attacks.iterative import RunResult, best_of_restarts
 from trustkit.attacks.losses import cross_entropy, dlr, dlr_targeted
 from trustkit.attacks.losses import fooled as is_fooled
+from trustkit.attacks.precision import confirm_fooled
 from trustkit.errors import InvalidArgumentError
 
 LOSSES = ("ce", "dlr")
@@ -107,7 +108,7 @@ class APGD(Attack):
             active = active[keep]
             s = {k: v[keep] for k, v in s.items()}
 
-        fooled_now = is_fooled(logits, y)
+        fooled_now = confirm_fooled(model, x_adv, y, is_fooled(logits, y))
         if self.early_stop and bool(fooled_now.any()):
             retire(fooled_now, fooled_now)
         interval, since_check = self.first_checkpoint, 0
@@ -121,6 +122,7 @@ class APGD(Attack):
             s["x_adv"] = self.threat.project(s["x_adv"] + momentum * (z - s["x_adv"]) + (1 - momentum) * previous,
                                              s["x"])
             logits, loss, s["grad"] = self._gradient(model, s["x_adv"], s["y"], objective)
+            probed = s["x_adv"]  # the point these logits belong to (a step-size reset below may move x_adv)
             s["history"][:, i + 1] = loss
             improved = loss > s["loss_best"]
             s["x_best"] = torch.where(improved.view(shape), s["x_adv"], s["x_best"])
@@ -138,10 +140,11 @@ class APGD(Attack):
                 s["x_adv"] = torch.where(reduce.view(shape), s["x_best"], s["x_adv"])
                 s["grad"] = torch.where(reduce.view(shape), s["grad_best"], s["grad"])
                 interval, since_check = max(interval - self.interval_decrease, self.min_interval), 0
-            fooled_now = is_fooled(logits, s["y"])
+            fooled_now = confirm_fooled(model, probed, s["y"], is_fooled(logits, s["y"]))
             if self.early_stop and bool(fooled_now.any()):
                 retire(fooled_now, fooled_now)
         if len(active):  # still in the batch: the highest-loss point (with early_stop, never fooled)
+            s["fooled_best"] = confirm_fooled(model, s["x_best"], s["y"], s["fooled_best"])
             result[active], fooled[active], value[active] = s["x_best"], s["fooled_best"], s["loss_best"]
         return result, fooled, value
 

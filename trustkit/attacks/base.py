@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from trustkit.attacks import precision
 from trustkit.attacks.losses import cross_entropy, targeted_cross_entropy
 from trustkit.errors import InvalidArgumentError, ShapeMismatchError
 from trustkit.models.inference import input_gradients_only  # noqa: F401 - re-exported for attacks
@@ -211,7 +212,8 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target
         objective = targeted_cross_entropy if targeted else cross_entropy
     with torch.enable_grad():  # callers may sit inside torch.no_grad(); the attack still needs its gradient
         x = x.detach().requires_grad_(True)
-        logits = model(x).float()
+        with precision.autocast():  # 16-bit forward/backward inside attack_precision (trustkit.attacks.precision)
+            logits = model(x).float()
         values = objective(logits, y)
         if values.requires_grad:
             (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True)

@@ -14,6 +14,7 @@ from torch import nn
 
 from trustkit.attacks.base import Attack, input_gradient
 from trustkit.attacks.losses import fooled as is_fooled
+from trustkit.attacks.precision import confirm_fooled
 from trustkit.errors import InvalidArgumentError
 
 RunResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x_adv, fooled bool, objective value)
@@ -108,7 +109,7 @@ class IterativeAttack(Attack):
                 active = active[:0]
                 break
             if self.early_stop:
-                done = is_fooled(logits, y, self.targeted)
+                done = confirm_fooled(model, x_adv, y, is_fooled(logits, y, self.targeted), self.targeted)
                 if bool(done.any()):
                     finished = active[done]
                     result[finished], fooled[finished], value[finished] = x_adv[done], True, loss[done]

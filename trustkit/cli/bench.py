@@ -65,6 +65,7 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
 @click.option("--targets", type=click.Choice(["random", "least-likely"]), default="random", show_default=True,
               help="Target labels of targeted attacks (-p targeted=true): a seeded random other class, or the "
                    "class the clean image scores lowest. Never the true label.")
+@opt.precision()
 @click.option("--no-probes", is_flag=True,
               help="Skip the model sanity probes (unbounded attack, gradients, outputs, randomness).")
 @click.option("--suite", "-s", help="Run a benchmark suite instead: a name (`trustkit list suites`) or a YAML file. "
@@ -81,7 +82,7 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
 @opt.own_model_data_options
 def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_code: bool, dataset: str,
           eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None, alpha: float | None,
-          restarts: int | None, params: tuple[str, ...], engine: str, targets: str, no_probes: bool,
+          restarts: int | None, params: tuple[str, ...], engine: str, targets: str, precision: str, no_probes: bool,
           suite: str | None, jobs: int, no_cache: bool, max_cells: int, backend: str, ray_address: str | None,
           defenses: tuple[str, ...], device: str, seed: int, out: str, data_root: str | None,
           download: bool, **own: Any) -> None:
@@ -139,7 +140,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
                          strict_params={**{k: v for k, v in (("steps", steps), ("alpha", alpha),
                                                              ("restarts", restarts)) if v is not None},
                                         **dict(parse_param(p) for p in params)}, jobs=jobs, use_cache=not no_cache,
-                         defenses=opt.split_list(defenses), targets=targets, max_cells=max_cells,
+                         defenses=opt.split_list(defenses), targets=targets, precision=precision, max_cells=max_cells,
                          trust_code=trust_code, backend=backend, ray_address=ray_address)
     result = run_bench(config)
     print_results(result.results, result.checks)

@@ -258,6 +258,15 @@ def param(help: str, *, metavar: str = "KEY=VALUE") -> Decorator:  # noqa: A002
     return click.option("--param", "-p", "params", multiple=True, metavar=metavar, help=help)
 
 
+def precision() -> Decorator:
+    """--precision: the number type of attack iterations' gradients (trustkit.attacks.precision)."""
+    return click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+                        help="Number type of the attack iterations' forward and backward passes (PGD, BIM, MI-FGSM, "
+                             "FGSM, APGD and strong's APGD members). bf16 is 1.6-2.1x faster on CPUs with AVX512-bf16 "
+                             "and on recent GPUs; every point that seems to fool the model is re-checked in fp32, "
+                             "and robust accuracy is always judged in fp32.")
+
+
 def attack_options(param_help: str) -> Decorator:
     """--steps, --alpha, --restarts and --param/-p KEY=VALUE (passed through to the attacks)."""
     return compose(steps(), alpha(), restarts(), param(param_help))
@@ -275,7 +284,7 @@ def sample_options(n_help: str) -> Decorator:
 
 __all__ = ["CONTEXT", "SEED", "attack", "attack_options", "check_backend", "compose", "data_options", "dataset",
            "device", "engine_options", "eps", "model_options", "norm", "out", "own_model_data",
-           "own_data_options", "own_model_data_options", "param", "placement_options", "sample_options", "seed", "split_list",
+           "own_data_options", "own_model_data_options", "param", "placement_options", "precision", "sample_options", "seed", "split_list",
            "tv_weight"]
 
 

@@ -16,6 +16,7 @@ import torch
 
 from trustkit.attacks import parse_eps
 from trustkit.attacks.evaluate import TARGET_POLICIES
+from trustkit.attacks.precision import check_precision
 from trustkit.attacks.spec import build_attacks
 from trustkit.data import get_spec
 from trustkit.errors import InvalidArgumentError
@@ -28,7 +29,7 @@ from trustkit.studies.bench_cells import (Cell, GroupContext, build_cell_attack,
 
 MAX_CELLS = 10_000  # a run expanding past this is refused before anything runs (--max-cells raises it)
 RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "targets",
-                  "attack_params", "norm", "eps", "seed", "n",
+                  "attack_params", "precision", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
                   "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds",
                   "broken_by"]
@@ -74,6 +75,7 @@ class BenchConfig:
     defenses: list[str] = field(default_factory=list)
     max_cells: int = MAX_CELLS
     targets: str = "random"  # targeted attacks (-p targeted=true): "random" or "least-likely" target labels
+    precision: str = "fp32"  # gradients of attack iterations: fp32, bf16, fp16 (verdicts in fp32; attacks.precision)
     trust_code: bool = False  # the user's consent to models that are programs (TorchScript, factories)
     backend: str = "local"  # where cells run: "local" (with jobs > 1: processes), "processes", "ray"
     ray_address: str | None = None  # --backend ray: join this cluster ("auto", "HOST:PORT"); None starts one
@@ -201,10 +203,12 @@ def bench_study(config: BenchConfig, *, model: Any = None) -> BenchStudy:
         raise InvalidArgumentError("no model given; name one, e.g. --model cnn")
     check_cell_count(len(models) * len(defense_cells(config.defenses)) * len(attacks) * len(eps_grid),
                      config.max_cells, "this bench run")
+    check_precision(config.precision)
     if config.targets not in TARGET_POLICIES:
         raise InvalidArgumentError(f"unknown --targets '{config.targets}'; use one of: {', '.join(TARGET_POLICIES)}")
     cells = [Cell(m, spec.name, attack, config.norm, eps, config.n, config.seed, config.batch_size, defense,
-                  evaluation=evaluation, targets=config.targets if attack.params.get("targeted") is True else "")
+                  evaluation=evaluation, targets=config.targets if attack.params.get("targeted") is True else "",
+                  precision=config.precision)
              for m in models for defense, evaluation in defense_cells(config.defenses)
              for attack in attacks for eps in eps_grid]
     names = [a.name for a in attacks]

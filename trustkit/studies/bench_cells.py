@@ -19,6 +19,7 @@ import torch
 from trustkit.attacks import Attack, format_eps
 from trustkit.attacks.evaluate import (Predictions, choose_targets, clean_predictions, per_class_robust_accuracy,
                                        run_attack, summarize)
+from trustkit.attacks.precision import attack_precision
 from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
 from trustkit.fingerprint import cache_key, file_fingerprint, state_dict_fingerprint, tensor_fingerprint
@@ -48,6 +49,7 @@ class Cell:
     suite: str = ""
     evaluation: str = "standard"  # "standard" (no defense), "naive" or "adaptive" (see trustkit.defenses)
     targets: str = ""  # targeted attacks: how target labels are drawn ("random", "least-likely"); "" untargeted
+    precision: str = "fp32"  # gradients of attack iterations (trustkit.attacks.precision); verdicts always fp32
 
     @property
     def group(self) -> tuple[str, str, str, int | None, int, int]:
@@ -57,7 +59,8 @@ class Cell:
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "defense": self.defense, "evaluation": self.evaluation,
                 "attack": self.attack.describe(), "norm": self.norm, "eps": self.eps, "n": self.n,
-                "seed": self.seed, "batch_size": self.batch_size, "targets": self.targets}
+                "seed": self.seed, "batch_size": self.batch_size, "targets": self.targets,
+                **({"precision": self.precision} if self.precision != "fp32" else {})}
 
     def title(self) -> str:
         defense = "" if self.defense == "none" else f" + {self.defense} ({self.evaluation})"
@@ -217,16 +220,18 @@ def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Prog
     attack = build_cell_attack(ctx, cell)
     targets = (choose_targets(cell.targets, ctx.clean, ctx.y, ctx.spec.num_classes, cell.seed)
                if attack.targeted else None)
-    search_key = f"{cell.attack.describe()}|{cell.norm}|{cell.evaluation}"
-    outcome = run_attack(ctx.loaded.module, attack, ctx.x, ctx.y, ctx.clean, batch_size=cell.batch_size,
-                         device=device, gallery_index=ctx.gallery_index,
-                         bar=_SamplesBar(bar, len(ctx.y)) if bar is not None else None,
-                         unbounded=ctx.unbounded.setdefault(search_key, {}), attack_model=attacker_view(ctx, cell),
-                         targets=targets)
+    search_key = f"{cell.attack.describe()}|{cell.norm}|{cell.evaluation}|{cell.precision}"
+    with attack_precision(cell.precision, device):
+        outcome = run_attack(ctx.loaded.module, attack, ctx.x, ctx.y, ctx.clean, batch_size=cell.batch_size,
+                             device=device, gallery_index=ctx.gallery_index,
+                             bar=_SamplesBar(bar, len(ctx.y)) if bar is not None else None,
+                             unbounded=ctx.unbounded.setdefault(search_key, {}),
+                             attack_model=attacker_view(ctx, cell), targets=targets)
     row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
            "evaluation": evaluation_label(ctx, cell), "attack": attack.name if cell.attack.engine == "trustkit"
            else cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
            "seed": cell.seed, "queries": float("nan"), "targets": cell.targets if attack.targeted else "",
+           "precision": cell.precision,
            "attack_params": describe_params(attack), **summarize(outcome, ctx.y, ctx.clean)}
     per_class = [{"class_name": ctx.spec.class_names[r["class_index"]], **r}
                  for r in per_class_robust_accuracy(outcome, ctx.y, ctx.clean, ctx.spec.num_classes)]
