@@ -23,6 +23,7 @@ from common import machine  # noqa: E402
 import trustkit  # noqa: E402
 from trustkit.attacks import make_attack, parse_eps  # noqa: E402
 from trustkit.attacks.evaluate import clean_predictions, run_attack  # noqa: E402
+from trustkit.attacks.precision import attack_precision  # noqa: E402
 
 
 def main() -> None:
@@ -35,6 +36,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="trustkit's attack iterations (verdicts and robust accuracy stay fp32)")
     args = parser.parse_args()
     import torchattacks
 
@@ -48,9 +51,10 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     attack = make_attack("strong", eps, args.norm)
-    outcome = run_attack(model, attack, x, y, clean, batch_size=args.batch_size, device=torch.device("cpu"))
+    with attack_precision(args.precision, "cpu"):
+        outcome = run_attack(model, attack, x, y, clean, batch_size=args.batch_size, device=torch.device("cpu"))
     ours = ((outcome.adversarial.label == y) & (clean.label == y)).float().mean().item()
-    print(f"{'trustkit strong':36s} robust {ours:.2%}  {outcome.seconds:7.1f} s  broken by {outcome.broken_by}")
+    print(f"{'trustkit strong (' + args.precision + ')':36s} robust {ours:.2%}  {outcome.seconds:7.1f} s  broken by {outcome.broken_by}")
 
     with torch.no_grad():
         classes = int(model(x[:1]).shape[1])
