@@ -166,3 +166,9 @@ def test_explain_bad_input_is_one_line(args, message, tmp_path, capsys, digits_c
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and errors[0] == err.strip().splitlines()[-1]
     assert not list(tmp_path.iterdir())
+
+
+def test_list_methods_names_every_attribution_method(capsys):
+    code, out, _ = run_cli(capsys, "list", "methods")
+    assert code == 0
+    assert all(name in out for name in ATTRIBUTION_METHODS.names())

@@ -1,21 +1,23 @@
-"""``trustkit list``: the registries (models, attacks, data sets), the suites and the stored checkpoints."""
+"""``trustkit list``: the registries (models, attacks, data sets, attribution methods), the suites and the stored
+checkpoints."""
 from __future__ import annotations
 
 from typing import Any
 
 import click
 
-LISTABLE = ("models", "attacks", "datasets", "suites", "checkpoints")
+LISTABLE = ("models", "attacks", "datasets", "methods", "suites", "checkpoints")
 CAPTIONS = {"models": "also: a store entry, a .safetensors checkpoint, torchvision:NAME / timm:NAME with --weights, "
                       "or (with --trust-code) TorchScript, .pt2 and package.module:factory",
             "datasets": "also your own images: folder:PATH (one sub-folder per class) or csv:FILE (path,label), "
-                        "with --image-size"}
+                        "with --image-size",
+            "methods": "attribution methods of 'trustkit explain --method' (Captum); options with -p METHOD.KEY=VALUE"}
 
 
 @click.command(name="list")
 @click.argument("what", type=click.Choice(LISTABLE), required=False)
 def list_(what: str | None) -> None:
-    """Show what exists: models, attacks, datasets, checkpoints (default: all)."""
+    """Show what exists: models, attacks, datasets, attribution methods, suites, checkpoints (default: all)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -69,5 +71,8 @@ def _registry(kind: str) -> Any:
     if kind == "attacks":
         from trustkit.attacks import ATTACKS
         return ATTACKS
+    if kind == "methods":
+        from trustkit.explain.methods import ATTRIBUTION_METHODS
+        return ATTRIBUTION_METHODS
     from trustkit.data import DATASETS
     return DATASETS
