@@ -172,3 +172,14 @@ def test_list_methods_names_every_attribution_method(capsys):
     code, out, _ = run_cli(capsys, "list", "methods")
     assert code == 0
     assert all(name in out for name in ATTRIBUTION_METHODS.names())
+
+
+def test_a_method_cell_is_keyed_by_its_own_options_only(digits_cnn, tmp_path, capsys):
+    """Adding a method, or options of another method, leaves a finished cell in the cache; the adversarial
+    images are made in batches (--batch-size smaller than the sample) by bench's attack loop."""
+    base = ["-q", "explain", "--images-per-class", "1", "--randomization-n", "2", "--batch-size", "7"]
+    assert run_cli(capsys, *base, "--method", "grad", "-o", str(tmp_path / "a"))[0] == 0
+    assert run_cli(capsys, *base, "--method", "grad,smoothgrad", "-p", "smoothgrad.samples=4",
+                   "-o", str(tmp_path / "b"))[0] == 0
+    info = json.loads((next((tmp_path / "b").iterdir()) / "run.json").read_text())
+    assert info["cells"] == {"total": 2, "computed": 1, "from_cache": 1, "failed": 0}

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from trustkit.attacks import make_attack, parse_eps, perturbation_norms
+from trustkit.attacks.evaluate import clean_predictions, run_attack
 from trustkit.data import get_spec, load_dataset
 from trustkit.errors import InvalidArgumentError
 from trustkit.explain.faithfulness import curves, random_maps
@@ -30,7 +31,7 @@ from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.images import pack_images
 from trustkit.models import MODELS
 from trustkit.models.features import describe_layers
-from trustkit.models.inference import predict_labels, predict_logits
+from trustkit.models.inference import predict_logits
 from trustkit.models.loading import resolve_model
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
@@ -155,23 +156,24 @@ class ExplainStudy:
         layer = gradcam_layer(layers, config.layer).name if "gradcam" in self.methods else None
         test_set = load_dataset(spec.name, "test", config.data_root, config.download)
         x, y = test_set.tensors(balanced_sample(test_set.labels, config.per_class, config.seed))
-        clean = predict_labels(model, x, batch_size=config.batch_size, device=device)
+        clean = clean_predictions(model, x, batch_size=config.batch_size, device=device)
         seed_everything(config.seed)
-        attack = make_attack(config.attack, self.eps, config.norm)
-        correct = clean == y  # like bench: attack what the model gets right; the rest stay as they are
-        x_adv = x.clone()
-        if correct.any():
-            x_adv[correct] = attack(model, x[correct].to(device), y[correct].to(device)).cpu()
-        adversarial = predict_labels(model, x_adv, batch_size=config.batch_size, device=device)
+        # bench's own loop: attacks what the model gets right, in batches, and judges the result in fp32
+        outcome = run_attack(model, make_attack(config.attack, self.eps, config.norm), x, y, clean,
+                             batch_size=config.batch_size, device=device, gallery_index=torch.arange(len(x)))
+        x_adv, adversarial, clean = outcome.gallery_x_adv, outcome.adversarial.label, clean.label
         return ExplainState(model, loaded.name, model_fingerprint(loaded), tuple(spec.class_names), x, y, clean,
                             x_adv, adversarial, self.eps, layer)
 
     def key(self, cell: ExplainCell, state: ExplainState, device_type: str) -> str | None:
         if state.fingerprint is None:
             return None
-        settings = {k: v for k, v in asdict(self.config).items() if k not in RUN_ONLY_SETTINGS + ("methods",)}
+        # this cell's own options come below; another method's options or presence do not change its numbers
+        settings = {k: v for k, v in asdict(self.config).items()
+                    if k not in RUN_ONLY_SETTINGS + ("methods", "options", "layer")}
         return cache_key({"explain": cell.method, "settings": settings, "eps": self.eps, "model": state.fingerprint,
-                          "data": state.data_fingerprint, "layer": state.gradcam_layer,
+                          "data": state.data_fingerprint,
+                          "layer": state.gradcam_layer if cell.method == "gradcam" else None,
                           "options": method_options(ATTRIBUTION_METHODS.get(cell.method),
                                                     self.config.options.get(cell.method)),
                           "device": device_type})
