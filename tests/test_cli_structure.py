@@ -64,7 +64,8 @@ def test_no_cli_module_is_over_400_lines():
 
 HELP_COMMANDS = [[], ["bench"], ["bench", "fakes"], ["bench", "transfer"], ["bench", "substitute"], ["train"],
                  ["list"], ["report"], ["detect"], ["gen"], ["privacy", "audit"], ["explain"],
-                 ["explain", "maximize"], ["explain", "style"]]
+                 ["explain", "maximize"], ["explain", "style"], ["certify"], ["bench", "calibration"],
+                 ["bench", "corruptions"]]
 
 
 def test_help_answers_without_importing_torch():

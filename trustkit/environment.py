@@ -11,7 +11,8 @@ import torch
 
 from trustkit._version import __version__
 
-PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "adversarial-robustness-toolbox", "captum")
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "adversarial-robustness-toolbox", "captum",
+            "imagecorruptions-imaug")
 
 
 def versions() -> dict[str, str]:

@@ -47,7 +47,10 @@ def main(ctx: click.Context, debug: bool, quiet: bool) -> None:
 def _register() -> None:
     """Mount the command modules; importing blackbox and detect registers their ``trustkit bench`` workloads."""
     import trustkit.cli.blackbox  # noqa: F401 - registers the bench workloads transfer and substitute
+    import trustkit.cli.calibration  # noqa: F401 - registers the bench workload calibration
+    import trustkit.cli.corruptions  # noqa: F401 - registers the bench workload corruptions
     from trustkit.cli.bench import bench
+    from trustkit.cli.certify import certify
     from trustkit.cli.detect import detect as detect_group
     from trustkit.cli.explain import explain
     from trustkit.cli.gen import gen
@@ -56,7 +59,7 @@ def _register() -> None:
     from trustkit.cli.report import report
     from trustkit.cli.train import train
 
-    for command in (bench, train, list_, report, detect_group, gen, privacy, explain):
+    for command in (bench, train, list_, report, detect_group, gen, privacy, explain, certify):
         main.add_command(command)
 
 

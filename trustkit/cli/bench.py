@@ -127,6 +127,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
                            seed=seed if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE else None,
                            backend=backend, ray_address=ray_address)
         print_results(result.results, result.checks)
+        print_parts(result)
         click.echo(f"report: {result.report}")
         opt.exit_on_failed_cells(result.run_info)
         return
@@ -179,3 +180,29 @@ def print_results(results: Any, checks: list) -> None:
         if strength["level"] == "weak":
             console.print(f"[bold yellow]{escape(str(group['model'].iloc[0]))}:[/] {strength['note']} For a strong "
                           f"evaluation run: {escape(strength['command'])}", markup=True, highlight=False)
+
+
+# a suite's other studies (``studies:``) and the command module whose printer shows them on the terminal
+PART_PRINTERS = {"certify": "trustkit.cli.certify:print_certify",
+                 "corruptions": "trustkit.cli.corruptions:print_corruptions",
+                 "calibration": "trustkit.cli.calibration:print_calibration"}
+
+
+def print_parts(result: Any) -> None:
+    """After a suite's attack table, each other study's own table (their flags are already printed)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from trustkit.studies.combined import part_tables
+
+    parts = result.run_info.get("config", {}).get("parts") if result.run_info.get("kind") == "combined" else None
+    if not parts:
+        return
+    kinds = [p["kind"] for p in parts]
+    for i, kind in enumerate(kinds[1:], start=1):
+        if kind not in PART_PRINTERS:
+            continue
+        module, _, name = PART_PRINTERS[kind].partition(":")
+        tables = part_tables(result.tables, kinds, i)
+        getattr(importlib.import_module(module), name)(SimpleNamespace(results=tables["results.csv"], tables=tables,
+                                                                       checks=[]))

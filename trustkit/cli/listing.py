@@ -36,7 +36,8 @@ def list_(what: str | None) -> None:
             for name, path in available_suites().items():
                 try:
                     suite = load_suite(str(path))
-                    table.add_row(name, str(len(suite.cells())), suite.description, str(path))
+                    extra = f" (+ {', '.join(kind for kind, _ in suite.studies)})" if suite.studies else ""
+                    table.add_row(name, f"{len(suite.cells())}{extra}", suite.description, str(path))
                 except TrustkitError as exc:
                     table.add_row(name, "invalid", str(exc), str(path))
         elif kind == "checkpoints":

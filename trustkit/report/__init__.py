@@ -13,7 +13,11 @@ RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "tru
              "privacy-audit": "trustkit.report.privacy:render_privacy",
              "explain": "trustkit.report.explain:render_explain",
              "maximize": "trustkit.report.visualize:render_maximize",
-             "style": "trustkit.report.style:render_style"}
+             "style": "trustkit.report.style:render_style",
+             "certify": "trustkit.report.certify:render_certify",
+             "corruptions": "trustkit.report.corruptions:render_corruptions",
+             "calibration": "trustkit.report.calibration:render_calibration",
+             "combined": "trustkit.report.combined:render_combined"}
 
 
 def renderer(kind: str) -> Callable[..., str]:

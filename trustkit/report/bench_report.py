@@ -138,9 +138,10 @@ def leaderboard(results: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values(["norm", "eps", "robust_accuracy"], ascending=[True, True, False]).reset_index(drop=True)
 
 
-def render_bench(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+def render_bench(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list,
+                 embedded: bool = False) -> str:
     """The self-contained HTML report of a bench run or suite (one section per model group; failed cells
-    listed with their errors)."""
+    listed with their errors); ``embedded``: only its content, as a section of a combined report."""
     results = tables["results.csv"]
     grouped: dict[Any, list] = {}
     for record in output.finished:
@@ -158,5 +159,10 @@ def render_bench(*, info: dict[str, Any], output: Any, tables: dict[str, pd.Data
         if len(sections) > 1 else None,
         checks=all_checks, flag_count=sum(c["status"] == "flag" for c in all_checks), device=info["device"],
         timings=info["timings_seconds"], n_cells=len(output.records),
-        cached_cells=sum(r.cached for r in output.records), failures=info.get("failures", []),
+        cached_cells=sum(r.cached for r in output.records), failures=info.get("failures", []), embedded=embedded,
     )
+
+
+def bench_section(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+    """The attacks of a combined report (report/combined.py): the bench report's content alone."""
+    return render_bench(info=info, output=output, tables=tables, checks=checks, embedded=True)

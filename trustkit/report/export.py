@@ -38,6 +38,6 @@ def robustbench_entries(results: pd.DataFrame) -> list[dict[str, Any]]:
 
 def exports(kind: str, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Extra files of a run of study ``kind`` (file name -> text)."""
-    if kind in ("bench", "suite") and "results.csv" in tables:
+    if kind in ("bench", "suite", "combined") and "results.csv" in tables:  # combined: its attacks part
         return {"robustbench.json": json.dumps(robustbench_entries(tables["results.csv"]), indent=2) + "\n"}
     return {}

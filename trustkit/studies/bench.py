@@ -238,5 +238,34 @@ def suite_study(name_or_path: str, *, n: int | None = None, seed: int | None = N
                 "threat_models": [{"norm": norm, "eps": grid} for norm, grid in suite.threat_models],
                 "n": suite.n, "seed": suite.seed, "batch_size": suite.batch_size, "device": device,
                 "data_root": data_root, "use_cache": use_cache}
-    return BenchStudy(cells, settings, "suite", f"suite-{suite.name}", f"Suite {suite.name}",
-                      suite.description or f"{len(cells)} cells", data_root, download, trust_code, probes)
+    attacks = BenchStudy(cells, settings, "suite", f"suite-{suite.name}", f"Suite {suite.name}",
+                         suite.description or f"{len(cells)} cells", data_root, download, trust_code, probes)
+    if not suite.studies:
+        return attacks
+    return combined_suite(suite, attacks, device=device, data_root=data_root, download=download,
+                          trust_code=trust_code, use_cache=use_cache)
+
+
+def combined_suite(suite: Any, attacks: BenchStudy, *, device: str, data_root: str | None, download: bool,
+                   trust_code: bool, use_cache: bool) -> Any:
+    """A suite with ``studies:``: its attacks and, per data set, each named study on the suite's models, as one
+    :class:`trustkit.studies.combined.CombinedStudy` (one run, one report)."""
+    from dataclasses import fields
+
+    from trustkit.errors import TrustkitError
+    from trustkit.studies.combined import CombinedStudy, part_config_class, part_study
+    from trustkit.yamlspec import SpecError
+
+    parts: list[Any] = [attacks]
+    for dataset in suite.datasets:
+        for kind, settings in suite.studies:
+            names = {f.name for f in fields(part_config_class(kind))}
+            shared = {"models": tuple(suite.models), "dataset": dataset, "seed": suite.seed, "device": device,
+                      "data_root": data_root, "download": download, "trust_code": trust_code, "use_cache": use_cache}
+            try:
+                parts.append(part_study(kind, {**{k: v for k, v in shared.items() if k in names}, **settings}))
+            except TrustkitError as exc:
+                raise SpecError(f"{suite.source}: study {kind} on {dataset}: {exc}") from None
+    kinds = ", ".join(dict.fromkeys(p.kind for p in parts[1:]))
+    return CombinedStudy(parts, f"suite-{suite.name}", f"Suite {suite.name}",
+                         f"{suite.description or 'attacks'} · attacks and {kinds}", attacks.config)

@@ -11,8 +11,14 @@
     attacks:
       - fgsm
       - {name: pgd, params: {steps: 20}}
+    studies:                      # optional: other trust questions on the same models, in the same report
+      certify: {sigmas: [0.25], n: 1000, n_images: 100}
+      corruptions: {baseline: softmax}
+      calibration: {ood: [noise]}
 
-Only registry names are allowed (no import paths): a suite is data, never code.
+A study under ``studies:`` takes the settings of its command (``trustkit certify``, ``bench corruptions``,
+``bench calibration``: the field names of its config class); its models, data set and seed default to the
+suite's. Only registry names are allowed (no import paths): a suite is data, never code.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from trustkit.studies.bench_cells import Cell, defense_cells
 from trustkit.yamlspec import Located, SpecError, check_keys, load_yaml
 
 SUITE_KEYS = {"name": True, "description": False, "seed": False, "n": False, "batch_size": False, "models": True,
-              "datasets": True, "threat_models": True, "attacks": True, "defenses": False}
+              "datasets": True, "threat_models": True, "attacks": True, "defenses": False, "studies": False}
 ATTACK_KEYS = {"name": True, "engine": False, "params": False}
 THREAT_KEYS = {"norm": True, "eps": True}
 
@@ -53,6 +59,7 @@ class Suite:
     n: int | None = None
     batch_size: int = 256
     defenses: list[str] = field(default_factory=lambda: ["none"])
+    studies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (kind, settings) beside the attacks
 
     def cell_count(self) -> int:
         """How many cells :meth:`cells` would build (computed without building them)."""
@@ -173,6 +180,52 @@ def _threat(item: Located, source: str) -> tuple[str, list[float]]:
     return norm, sorted(set(grid))
 
 
+# settings a suite cannot give a study: they say where and how this run happens, or are the suite's own
+_PART_RESERVED = ("out", "device", "trust_code", "use_cache", "jobs", "backend", "ray_address", "data_root",
+                  "download", "dataset")
+
+
+def _studies(node: Located, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """``studies: {certify: {...}, corruptions: {...}}`` as (kind, settings), checked against each config class."""
+    from dataclasses import MISSING, fields
+
+    from trustkit.studies.combined import PART_STUDIES, part_config_class
+
+    if not isinstance(node.value, dict) or not node.value:
+        raise SpecError(f"{source}, line {node.line}: 'studies' must map study names to their settings, e.g. "
+                        f"{{certify: {{sigmas: [0.25]}}}}; known: {', '.join(PART_STUDIES)}")
+    found = []
+    for kind, settings in node.value.items():
+        line = (node.key_lines or {}).get(kind, node.line)
+        if kind not in PART_STUDIES:
+            import difflib
+
+            close = difflib.get_close_matches(str(kind), list(PART_STUDIES), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise SpecError(f"{source}, line {line}: unknown study '{kind}'{hint}; a suite may name: "
+                            f"{', '.join(PART_STUDIES)}")
+        if settings.value is None:
+            settings = Located({}, line, {})
+        if not isinstance(settings.value, dict):
+            raise SpecError(f"{source}, line {line}: the settings of '{kind}' must be a mapping, e.g. {{seed: 1}}")
+        known = {f.name: f for f in fields(part_config_class(kind))}
+        values: dict[str, Any] = {}
+        for key, value in settings.value.items():
+            key_line = (settings.key_lines or {}).get(key, line)
+            if key in _PART_RESERVED:
+                raise SpecError(f"{source}, line {key_line}: '{key}' of {kind} comes from the command line or the "
+                                "suite's datasets, not from the suite's studies")
+            if key not in known:
+                raise SpecError(f"{source}, line {key_line}: {kind} has no setting '{key}'; it takes: "
+                                f"{', '.join(k for k in known if k not in _PART_RESERVED)}")
+            plain = value.plain()
+            default = known[key].default
+            values[key] = tuple(plain) if isinstance(plain, list) and (
+                isinstance(default, tuple) or default is MISSING) else plain
+        found.append((kind, values))
+    return found
+
+
 def parse_suite(text: str, source: str) -> Suite:
     """Validate suite YAML ``text``; every problem is a one-line SpecError naming the file and line."""
     root = load_yaml(text, source)
@@ -204,7 +257,8 @@ def parse_suite(text: str, source: str) -> Suite:
     return Suite(name, source, models, datasets, attacks, threats, str(description),
                  seed=_integer(value.get("seed"), source, "seed", 0, 0),
                  n=_integer(value.get("n"), source, "n", 1, None),
-                 batch_size=_integer(value.get("batch_size"), source, "batch_size", 1, 256), defenses=defenses)
+                 batch_size=_integer(value.get("batch_size"), source, "batch_size", 1, 256), defenses=defenses,
+                 studies=_studies(value["studies"], source) if "studies" in value else [])
 
 
 def load_suite(name_or_path: str) -> Suite:

@@ -1,6 +1,7 @@
 """Train zoo classifiers — clean or adversarially — and store them as checkpoints."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ from trustkit.train.distributed import Distributed
 from trustkit.train.fit import TrainHistory, fit
 from trustkit.train.recipes import RECIPES
 
-__all__ = ["RECIPES", "TrainConfig", "TrainedModel", "adversarial_entry", "default_config", "fit", "store_name",
-           "train_model"]
+__all__ = ["RECIPES", "TrainConfig", "TrainedModel", "adversarial_entry", "default_config", "fit", "gaussian_entry",
+           "store_name", "train_model"]
 
 
 @dataclass
@@ -35,16 +36,44 @@ class TrainedModel:
     history: TrainHistory
 
 
-def store_name(arch: str, dataset: str, recipe: str = "clean", eps: float = 0.0) -> str:
-    """Store entry of a zoo model: ``cnn-digits``; adversarially trained ``cnn-mnist-fgsm-rs-eps0.3``.
+def store_name(arch: str, dataset: str, recipe: str = "clean", eps: float = 0.0, sigma: float = 0.0) -> str:
+    """Store entry of a zoo model: ``cnn-digits``; adversarially trained ``cnn-mnist-fgsm-rs-eps0.3``; trained
+    with Gaussian noise for randomized smoothing ``cnn-mnist-gaussian-sigma0.25``.
 
     The clean name is :func:`trustkit.models.store.store_name` (the models layer resolves zoo names without
-    importing train); this adds the recipe and ε (a float in [0, 1] pixel units) suffix of the other recipes.
+    importing train); this adds the recipe and ε (a float in [0, 1] pixel units) suffix of the adversarial
+    recipes, or the noise level σ (pixel units) of the gaussian recipe.
     """
     base = zoo_store_name(arch, dataset)
     if recipe == "clean":
         return base
+    if RECIPES.canonical(recipe) == "gaussian":
+        return f"{base}-gaussian-sigma{format_sigma(sigma)}"
     return f"{base}-{RECIPES.canonical(recipe)}-eps{format_eps(eps).replace('/', '-')}"
+
+
+def format_sigma(sigma: float) -> str:
+    """A noise level as store names write it: ``0.25``, ``1`` (up to 6 significant digits)."""
+    return f"{sigma:.6g}"
+
+
+def gaussian_entry(spec: str, dataset: str) -> tuple[str, float] | None:
+    """``(arch, sigma)`` when ``spec`` is the store entry ``trustkit train --model ARCH --dataset DATASET --noise
+    SIGMA`` writes (``cnn-mnist-gaussian-sigma0.25``), else None: the inverse of :func:`store_name` for the
+    gaussian recipe."""
+    head, marker, sigma_text = spec.rpartition("-gaussian-sigma")
+    if not marker or not head:
+        return None
+    try:
+        sigma = float(sigma_text)
+    except ValueError:
+        return None
+    if not (math.isfinite(sigma) and sigma > 0):
+        return None
+    for arch in MODELS.names():
+        if store_name(arch, dataset, "gaussian", sigma=sigma) == spec:
+            return arch, sigma
+    return None
 
 
 def adversarial_entry(spec: str, dataset: str) -> tuple[str, str, float] | None:
@@ -63,7 +92,7 @@ def adversarial_entry(spec: str, dataset: str) -> tuple[str, str, float] | None:
         return None
     for arch in MODELS.names():
         for recipe in RECIPES.names():
-            if recipe != "clean" and store_name(arch, dataset, recipe, eps) == spec:
+            if recipe not in ("clean", "gaussian") and store_name(arch, dataset, recipe, eps) == spec:
                 return arch, recipe, eps
     return None
 
@@ -74,8 +103,9 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
                 recipe: str = "clean", **overrides: Any) -> TrainedModel:
     """Train zoo model ``arch`` on ``dataset`` and save it (default: the store entry ``bench`` uses).
 
-    ``recipe`` picks the training loss ("clean", "fgsm-rs" alias "fast", "n-fgsm", "pgd", "trades"); ``overrides``
-    (epochs, batch_size, lr, eps, alpha, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
+    ``recipe`` picks the training loss ("clean", "fgsm-rs" alias "fast", "n-fgsm", "pgd", "trades", or "gaussian"
+    with ``sigma``: Gaussian-noise training for randomized smoothing); ``overrides`` (epochs, batch_size, lr, eps,
+    alpha, sigma, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
     logged once the data has loaded (so a missing data set fails with one clean line). Under torchrun the
     processes share the work and rank 0 saves.
     """
@@ -116,7 +146,7 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
     }
     path = None
     if distributed.is_main:
-        path = Path(out) if out else store_path(store_name(arch, spec.name, config.recipe, config.eps))
+        path = Path(out) if out else store_path(store_name(arch, spec.name, config.recipe, config.eps, config.sigma))
         path = save_checkpoint(model, metadata, path)
         kept = (f", kept epoch {history.best_epoch} (best validation robust accuracy, worst of PGD-10 and Square)"
                 if history.best_epoch else "")

@@ -13,7 +13,8 @@ class TrainConfig:
     ``recipe`` names the training loss: "clean" (cross-entropy on the data as is) or an adversarial recipe
     ("n-fgsm", "fgsm-rs", "pgd", "trades") at budget ``eps`` (linf, pixel scale [0, 1]) with step ``alpha``
     (default per recipe), ``attack_steps`` iterations (pgd, trades), TRADES weight ``beta`` and N-FGSM noise
-    magnitude ``noise`` (a multiple of eps). Adversarial recipes hold out ``validation_size`` training images and
+    magnitude ``noise`` (a multiple of eps); "gaussian" is cross-entropy on x + ``sigma``·N(0, I), the base model of
+    randomized smoothing (not adversarial: no guard). Adversarial recipes hold out ``validation_size`` training images and
     keep the epoch with the best robust accuracy on them — per image the worst case of PGD-10 and of a Square
     attack of ``guard_queries`` queries (score-based, so gradient masking cannot fool it; 0: PGD-10 alone) — the
     guard against catastrophic overfitting.
@@ -37,6 +38,7 @@ class TrainConfig:
     validation_size: int = 512
     guard_queries: int = 300  # Square queries per held-out image in the epoch guard (p_init 0.8)
     compile: bool = False  # torch.compile the model (CUDA; slower to start, faster per step)
+    sigma: float = 0.0  # gaussian: standard deviation of the training noise (pixel scale [0, 1])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,4 +96,11 @@ _ADVERSARIAL: dict[tuple[str, str], dict[str, Any]] = {
 _RECIPE: dict[tuple[str, str, str], dict[str, Any]] = {
     ("cnn-small", "mnist", "n-fgsm"): {"noise": 1.0, "eps_warmup": 1.0, "epochs": 6},
     ("cnn-small", "mnist", "pgd"): {"attack_steps": 3, "eps_warmup": 1.0, "epochs": 8},
+}
+
+# Gaussian-noise training (randomized smoothing's base models) on top of the clean defaults: noisy inputs need
+# more epochs than clean ones to fit.
+_GAUSSIAN: dict[tuple[str, str], dict[str, Any]] = {
+    ("cnn", "mnist"): {"epochs": 10},
+    ("cnn", "digits"): {"epochs": 40},
 }

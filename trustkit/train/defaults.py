@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from trustkit.train import adversarial  # noqa: F401 - registers the adversarial recipes (and aliases)
-from trustkit.train.config import _ADVERSARIAL, _DEFAULTS, _RECIPE, TrainConfig
+from trustkit.train.config import _ADVERSARIAL, _DEFAULTS, _GAUSSIAN, _RECIPE, TrainConfig
 from trustkit.train.recipes import RECIPES
 
 
@@ -19,6 +19,8 @@ def _canonical_recipe(recipe: str) -> str:
 def default_config(arch: str, dataset: str, recipe: str = "clean") -> TrainConfig:
     """The default recipe for zoo model ``arch`` on ``dataset`` (a generic one for unlisted pairs)."""
     config = _DEFAULTS.get((arch, dataset), TrainConfig())
+    if _canonical_recipe(recipe) == "gaussian":
+        return replace(config, recipe="gaussian", **_GAUSSIAN.get((arch, dataset), {}))
     if recipe != "clean":
         recipe = _canonical_recipe(recipe)
         config = replace(config, recipe=recipe, **_ADVERSARIAL.get((arch, dataset), {}))

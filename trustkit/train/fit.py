@@ -24,7 +24,7 @@ from trustkit.models.inference import accuracy
 from trustkit.runtime import autocast, log, progress
 from trustkit.train.config import TrainConfig
 from trustkit.train.distributed import Distributed
-from trustkit.train.recipes import RECIPES
+from trustkit.train.recipes import NOT_ADVERSARIAL, RECIPES
 
 COLLAPSE = 0.7  # validation robust accuracy below this fraction of the best so far = catastrophic overfitting ...
 ESTABLISHED = 0.2  # ... once the best so far shows real robustness (early epochs fluctuate near zero)
@@ -195,7 +195,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
         description: str = "train", distributed: Distributed | None = None) -> TrainHistory:
     """Train ``model`` in place on ``train_set``; evaluates ``test_set`` accuracy after every epoch.
 
-    Adversarial recipes (``config.recipe != "clean"``) train on all but ``config.validation_size`` images and
+    Adversarial recipes (not "clean" or "gaussian") train on all but ``config.validation_size`` images and
     end with the weights of the epoch with the best robust accuracy on those held out (per image the worst case
     of PGD-10 and Square, see :func:`guard_scores`).
     """
@@ -204,7 +204,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
             raise InvalidArgumentError(f"{name} must be a finite number > {max(low, 0):g}, got {value}")
     distributed = distributed or Distributed.single()
     generator = torch.Generator().manual_seed(seed)
-    adversarial = config.recipe != "clean"
+    adversarial = config.recipe not in NOT_ADVERSARIAL  # gaussian noise training is validated clean, no guard
     # first: a folder data set decodes its files here and drops any it could not read (skip_bad)
     images = train_set.images.pin_memory() if device.type == "cuda" else train_set.images
     train_index = torch.arange(len(train_set))

@@ -19,13 +19,13 @@ from trustkit.errors import CheckpointError
 from trustkit.models.loading import in_memory, remember_in_memory, zoo_arch
 from trustkit.models.store import checkpoint_exists, entry_lock, home_writable, store_dir, store_name, store_path
 from trustkit.runtime import select_device
-from trustkit.train import adversarial_entry, train_model
+from trustkit.train import adversarial_entry, gaussian_entry, train_model
 from trustkit.train import store_name as adversarial_store_name  # with the recipe suffix
 
 
 def ensure_trained(spec: str | nn.Module, dataset: str, *, device: str | torch.device = "auto",
                    data_root: str | os.PathLike | None = None, download: bool = False, recipe: str = "clean",
-                   eps: float = 0.0) -> None:
+                   eps: float = 0.0, sigma: float = 0.0) -> None:
     """Train zoo model ``spec`` on ``dataset`` now if the store has no checkpoint of it; otherwise do nothing.
 
     ``spec`` is any model spec ``resolve_model`` accepts; only a zoo architecture name (``cnn``, aliases
@@ -34,7 +34,9 @@ def ensure_trained(spec: str | nn.Module, dataset: str, *, device: str | torch.d
     already trained is a no-op. ``data_root`` is where the data sets are searched; ``download`` lets a missing
     one be fetched. ``recipe`` and ``eps`` (pixel units in [0, 1]) ask for the adversarially trained entry
     ``trustkit train --adv RECIPE --eps EPS`` writes (``cnn-digits-pgd-eps0.2``), trained with that command's
-    defaults when missing; an entry name of that form given as ``spec`` means the same.
+    defaults when missing; an entry name of that form given as ``spec`` means the same. ``recipe`` "gaussian" with
+    ``sigma`` (or a spec ``cnn-mnist-gaussian-sigma0.25``) asks for the Gaussian-noise trained base model of
+    randomized smoothing that ``trustkit train --noise SIGMA`` writes.
 
     One process trains: concurrent callers wait on the entry's lock and then find the checkpoint. A store that
     cannot be written trains the model in memory instead (``home_writable`` warns once) and hands it to
@@ -45,10 +47,12 @@ def ensure_trained(spec: str | nn.Module, dataset: str, *, device: str | torch.d
     arch = zoo_arch(spec)
     if arch is None and isinstance(spec, str) and (parsed := adversarial_entry(spec, dataset)) is not None:
         arch, recipe, eps = parsed
+    if arch is None and isinstance(spec, str) and (noisy := gaussian_entry(spec, dataset)) is not None:
+        (arch, sigma), recipe = noisy, "gaussian"
     if arch is None:
         return
     if recipe != "clean":
-        _ensure_adversarial(arch, dataset, recipe, eps, device, data_root, download)
+        _ensure_adversarial(arch, dataset, recipe, eps, device, data_root, download, sigma)
         return
     path = store_path(store_name(arch, dataset))
     if checkpoint_exists(path):
@@ -78,20 +82,25 @@ def ensure_trained(spec: str | nn.Module, dataset: str, *, device: str | torch.d
 
 
 def _ensure_adversarial(arch: str, dataset: str, recipe: str, eps: float, device: str | torch.device,
-                        data_root: str | os.PathLike | None, download: bool) -> None:
-    """Train the ``recipe``/``eps`` entry of ``arch`` on ``dataset`` once, under its lock, if it is missing."""
+                        data_root: str | os.PathLike | None, download: bool, sigma: float = 0.0) -> None:
+    """Train the ``recipe``/``eps`` (gaussian: ``sigma``) entry of ``arch`` on ``dataset`` once, under its lock, if
+    it is missing."""
     from trustkit.attacks import format_eps
+    from trustkit.train import format_sigma
+    from trustkit.train.recipes import RECIPES
 
-    name = adversarial_store_name(arch, dataset, recipe, eps)
+    gaussian = RECIPES.canonical(recipe) == "gaussian"
+    name = adversarial_store_name(arch, dataset, recipe, eps, sigma)
     path = store_path(name)
     if checkpoint_exists(path):
         return
     if not home_writable(store_dir()):
         raise CheckpointError(f"no stored {name}, and {store_dir()} cannot be written to keep it once trained; set "
                               "TRUSTKIT_HOME to a writable folder")
-    command = f"trustkit train --model {arch} --dataset {dataset} --adv {recipe} --eps {format_eps(eps)}"
+    command = (f"trustkit train --model {arch} --dataset {dataset} --noise {format_sigma(sigma)}" if gaussian else
+               f"trustkit train --model {arch} --dataset {dataset} --adv {recipe} --eps {format_eps(eps)}")
     with entry_lock(path, waiting=f"another trustkit process is training {name}; waiting for it"):
         if not checkpoint_exists(path):
-            train_model(arch, dataset, recipe=recipe, eps=eps, device=str(select_device(device)), data_root=data_root,
-                        download=download, announce=f"no stored {name}: training it now ({command}; cached in "
-                                                     f"{store_dir()})")
+            train_model(arch, dataset, recipe=recipe, eps=None if gaussian else eps, sigma=sigma if gaussian else None,
+                        device=str(select_device(device)), data_root=data_root, download=download,
+                        announce=f"no stored {name}: training it now ({command}; cached in {store_dir()})")
