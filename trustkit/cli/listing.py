@@ -1,23 +1,26 @@
-"""``trustkit list``: the registries (models, attacks, data sets, attribution methods), the suites and the stored
-checkpoints."""
+"""``trustkit list``: the registries (models, attacks, data sets, attribution methods, corruptions), the suites
+and the stored checkpoints."""
 from __future__ import annotations
 
 from typing import Any
 
 import click
 
-LISTABLE = ("models", "attacks", "datasets", "methods", "suites", "checkpoints")
+LISTABLE = ("models", "attacks", "datasets", "methods", "corruptions", "suites", "checkpoints")
 CAPTIONS = {"models": "also: a store entry, a .safetensors checkpoint, torchvision:NAME / timm:NAME with --weights, "
                       "or (with --trust-code) TorchScript, .pt2 and package.module:factory",
             "datasets": "also your own images: folder:PATH (one sub-folder per class) or csv:FILE (path,label), "
                         "with --image-size",
-            "methods": "attribution methods of 'trustkit explain --method' (Captum); options with -p METHOD.KEY=VALUE"}
+            "methods": "attribution methods of 'trustkit explain --method' (Captum); options with -p METHOD.KEY=VALUE",
+            "corruptions": "Hendrycks & Dietterich's common corruptions of 'trustkit bench corruptions --corruption', "
+                           "severities 1-5 (imagecorruptions-imaug)"}
 
 
 @click.command(name="list")
 @click.argument("what", type=click.Choice(LISTABLE), required=False)
 def list_(what: str | None) -> None:
-    """Show what exists: models, attacks, datasets, attribution methods, suites, checkpoints (default: all)."""
+    """Show what exists: models, attacks, datasets, attribution methods, corruptions, suites, checkpoints
+    (default: all)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -75,5 +78,8 @@ def _registry(kind: str) -> Any:
     if kind == "methods":
         from trustkit.explain.methods import ATTRIBUTION_METHODS
         return ATTRIBUTION_METHODS
+    if kind == "corruptions":
+        from trustkit.corruptions import CORRUPTIONS
+        return CORRUPTIONS
     from trustkit.data import DATASETS
     return DATASETS
