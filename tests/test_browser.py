@@ -96,3 +96,21 @@ def test_explain_reports_render_cleanly_offline(tmp_path, digits_cnn):
     found = check_page(styled.report)
     assert found.ok, found
     assert found.images >= 3  # content, style, result (and the loss curves)
+
+
+def test_combined_report_with_certify_corruptions_calibration_renders_cleanly(tmp_path, digits_cnn):
+    """A suite with studies: the attacks, certification, corruptions and calibration sections in one page."""
+    from trustkit.engine import run_suite
+
+    suite = tmp_path / "trust.yaml"
+    suite.write_text("name: trust-browser\nn: 40\nmodels: [cnn]\ndatasets: [digits]\n"
+                     "threat_models: [{norm: linf, eps: [0.1]}]\nattacks: [fgsm]\nstudies:\n"
+                     "  certify: {sigmas: [0.25], n: 200, n_images: 50, attack_n: 4}\n"
+                     "  corruptions: {corruptions: [gaussian_noise, fog], n: 40}\n"
+                     "  calibration: {ood: [noise], n: 60}\n")
+    result = run_suite(str(suite), out=str(tmp_path / "r"))
+    found = check_page(result.report)
+    assert found.ok, found
+    assert {"1. Attacks", "2. Certified robustness (randomized smoothing)", "3. Common corruptions",
+            "4. Calibration and out-of-distribution detection"} <= set(found.headings)
+    assert found.images >= 6  # the attacks' curve, the certified-accuracy curve, heat map, reliability, OOD plots

@@ -432,7 +432,9 @@ def certify_checks(config: CertifyConfig, tables: dict[str, pd.DataFrame]) -> li
             fractions = ", ".join(f"{f:g}·R" for f in inside["fraction"])
             checks.append(Check(name, "pass", f"PGD with EOT on the smoothed classifier at {fractions} changed none of "
                                 f"the {attacked} certified predictions{strength}", "certify-consistency"))
-    grid = radius_grid(config)
+    # radii the user asked for (--radius) or the anchor's; the default grid is shared by every σ and marks the
+    # radii beyond one σ's reach in its rows (reachable = False) without flagging them
+    grid = radius_grid(config) if config.radii is not None else []
     for sigma in config.sigmas:
         limit = max_certifiable_radius(sigma, config.n, config.alpha)
         asked = set(grid)
