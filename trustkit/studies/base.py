@@ -23,6 +23,22 @@ Memo = Callable[[str | None, Callable[[], dict[str, Any]]], dict[str, Any]]
 RUN_ONLY_SETTINGS = ("out", "device", "trust_code", "use_cache", "jobs", "backend", "ray_address")
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how a study runs (the :data:`RUN_ONLY_SETTINGS`, never in a cache key) and where its data and
+    models come from: the fields every study config shares, first in each."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    trust_code: bool = False  # the user's consent to models that are programs (TorchScript, factories)
+    out: str = "reports"
+    use_cache: bool = True
+    jobs: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
+
+
 class Progress(Protocol):
     """What a running cell may report: ``advance(fraction of the cell)`` and a ``note``."""
 

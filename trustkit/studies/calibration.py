@@ -42,7 +42,7 @@ from trustkit.models.inference import predict_logits
 from trustkit.models.loading import resolve_model
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
-from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
+from trustkit.studies.base import Memo, Progress, RunSettings, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import model_fingerprint
 
 CONDITIONS = ("clean", "adversarial")
@@ -59,7 +59,7 @@ OOD_COLUMNS = ["model", "dataset", "ood_dataset", "score", "auroc", "aupr", "aup
 
 
 @dataclass(frozen=True)
-class CalibrationConfig:
+class CalibrationConfig(RunSettings):
     """What ``trustkit bench calibration`` runs. ``n`` test images of ``dataset`` (seeded subset; default the
     data set's); ``ood`` data sets (any data set name, converted to the model's input shape, or ``noise``) with
     ``n_ood`` images each (seeded; default as many as test images); ``attack`` at ``eps`` (default: the middle of
@@ -76,15 +76,6 @@ class CalibrationConfig:
     n_ood: int | None = None
     seed: int = 0
     batch_size: int = 256
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    trust_code: bool = False
-    out: str = "reports"
-    use_cache: bool = True
-    jobs: int = 1
-    backend: str = "local"
-    ray_address: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from trustkit.models.inference import accuracy
 from trustkit.models.loading import resolve_model, zoo_arch
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
-from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
+from trustkit.studies.base import Memo, Progress, RunSettings, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import model_fingerprint
 from trustkit.train import format_sigma, gaussian_entry, store_name
 
@@ -65,7 +65,7 @@ ATTACK_COLUMNS = ["model", "entry", "dataset", "sigma", "fraction", "inside", "i
 
 
 @dataclass(frozen=True)
-class CertifyConfig:
+class CertifyConfig(RunSettings):
     """What ``trustkit certify`` runs.
 
     ``models``: zoo architectures (meaning their Gaussian-trained store entries ``M-D-gaussian-sigmaσ``, trained
@@ -91,15 +91,6 @@ class CertifyConfig:
     attack_samples: int = 16
     seed: int = 0
     batch_size: int = 1000
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    trust_code: bool = False
-    out: str = "reports"
-    use_cache: bool = True
-    jobs: int = 1
-    backend: str = "local"
-    ray_address: str | None = None
 
 
 @dataclass(frozen=True)

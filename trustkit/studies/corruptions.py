@@ -37,7 +37,7 @@ from trustkit.models.inference import predict_labels
 from trustkit.models.loading import resolve_model
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
-from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
+from trustkit.studies.base import Memo, Progress, RunSettings, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import model_fingerprint
 
 CLEAN = "clean"
@@ -49,7 +49,7 @@ CE_COLUMNS = ["model", "dataset", "baseline", "corruption", "category", "mean_er
 
 
 @dataclass(frozen=True)
-class CorruptionsConfig:
+class CorruptionsConfig(RunSettings):
     """What ``trustkit bench corruptions`` runs. ``models`` and the mCE ``baseline`` (a model spec like any
     other; a zoo name is trained first when missing) on ``n`` test images of ``dataset`` (seeded subset; default
     the data set's), under ``corruptions`` (default all 15) at ``severities`` (default 1-5)."""
@@ -62,15 +62,6 @@ class CorruptionsConfig:
     n: int | None = None
     seed: int = 0
     batch_size: int = 256
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    trust_code: bool = False
-    out: str = "reports"
-    use_cache: bool = True
-    jobs: int = 1
-    backend: str = "local"
-    ray_address: str | None = None
 
 
 @dataclass(frozen=True)

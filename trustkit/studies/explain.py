@@ -35,7 +35,7 @@ from trustkit.models.inference import predict_logits
 from trustkit.models.loading import resolve_model
 from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
-from trustkit.studies.base import RUN_ONLY_SETTINGS, Memo, Progress, StudyOutput, TrainStep
+from trustkit.studies.base import RUN_ONLY_SETTINGS, Memo, Progress, RunSettings, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import model_fingerprint
 
 RESULT_COLUMNS = ["model", "dataset", "method", "n", "clean_accuracy", "attack", "eps", "adversarial_accuracy",
@@ -45,7 +45,7 @@ RESULT_COLUMNS = ["model", "dataset", "method", "n", "clean_accuracy", "attack",
 
 
 @dataclass(frozen=True)
-class ExplainConfig:
+class ExplainConfig(RunSettings):
     """What ``trustkit explain`` runs. ``per_class`` test images of each class (seeded); ``attack`` at ``eps``
     (default: the middle of the data set's L∞ grid) makes the adversarial versions; ``layer`` is Grad-CAM's
     (default: the last convolution with a spatial output); ``steps`` the points of the deletion/insertion curves;
@@ -66,15 +66,6 @@ class ExplainConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
     batch_size: int = 64
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    trust_code: bool = False
-    out: str = "reports"
-    use_cache: bool = True
-    jobs: int = 1
-    backend: str = "local"
-    ray_address: str | None = None
 
 
 @dataclass(frozen=True)
