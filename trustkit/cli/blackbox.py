@@ -144,8 +144,7 @@ def print_transfer(result: Any) -> None:
 @click.option("--reservoir", type=int, help="Reservoir sampling: after --reservoir-after doublings, augment only "
               "this many randomly chosen images per round (κ); queries = seed·2^σ + κ·(ρ − σ).")
 @click.option("--reservoir-after", type=int, default=3, show_default=True, help="Doublings σ before reservoir sampling.")
-@click.option("--queries", "max_queries", type=int,
-              help="Label-query budget: the last augmentation is cut so the total never exceeds it.")
+@opt.queries("max_queries", "Label-query budget: the last augmentation is cut so the total never exceeds it.")
 @opt.lr("Adam learning rate of the substitute.", default=1e-3)
 @_shared_options
 def substitute_command(target: str, substitute: str, seed_size: int, rho: int, epochs: int, lam: float, tau: int,

@@ -226,6 +226,16 @@ def attack(dest: str, help: str, *, several: bool = True, default: str | None = 
                         **({} if several else _defaulted(default)))
 
 
+def queries(dest: str, help: str, *, default: int | None = None) -> Decorator:  # noqa: A002
+    """--queries: a query budget (black-box attacks) or queries per image (membership views); ``dest`` names it."""
+    return click.option("--queries", dest, type=int, help=help, **_defaulted(default))
+
+
+def shadow_models(help: str, *, default: int) -> Decorator:  # noqa: A002
+    """--shadow-models/-k: how many shadow models a membership attack trains."""
+    return click.option("--shadow-models", "-k", type=int, help=help, **_defaulted(default))
+
+
 def eps(help: str, *, several: bool = True) -> Decorator:  # noqa: A002
     """--eps: repeatable with -e (budget grids), or one value (a training budget)."""
     return click.option("--eps", *(["-e"] if several else []), multiple=several, help=help)

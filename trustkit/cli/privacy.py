@@ -50,6 +50,9 @@ def privacy() -> None:
               help="Run MIFace class-representative model inversion.")
 @click.option("--mi-classes", type=int, default=10, show_default=True, help="Classes MIFace rebuilds (the first K).")
 @click.option("--mi-iter", type=int, default=300, show_default=True, help="MIFace iterations.")
+@opt.shadow_models("Add LiRA and RMIA with this many shadow models (as `trustkit privacy membership`: the "
+                   "architecture's target and shadows trained on halves of a pool) as a section of the report; "
+                   "0 skips them. 16 on digits takes ~1 min.", default=0)
 @opt.device()
 @opt.seed("Seed for victims, restarts and training.")
 @opt.out("Folder that receives <run-id>/report.html, results.csv, layers.csv and run.json.")
@@ -59,8 +62,8 @@ def privacy() -> None:
 def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], attacks: tuple[str, ...], n: int | None, steps: int,
           restarts: int | None, tv_weight: float, inverse_steps: int | None, prior: str, prior_steps: int,
           reid_steps: int | None, mitigations: str | None, mitigation_layer: str | None, membership: bool,
-          membership_n: int, model_inversion: bool, mi_classes: int, mi_iter: int, device: str, seed: int, out: str,
-          data_root: str | None, download: bool, jobs: int, no_cache: bool, backend: str,
+          membership_n: int, model_inversion: bool, mi_classes: int, mi_iter: int, shadow_models: int, device: str,
+          seed: int, out: str, data_root: str | None, download: bool, jobs: int, no_cache: bool, backend: str,
           ray_address: str | None, **own: Any) -> None:
     """How much of a private input can be rebuilt from a layer's features, and what does the model leak
     about its training set?
@@ -69,13 +72,15 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
     features; PSNR, SSIM and an independent re-identification classifier (trained on other photos of the same
     people) score the reconstructions, and each layer gets a risk rating: high (SSIM >= 0.5 or re-id top-1 >= 50%),
     medium (SSIM >= 0.3, He et al.'s threshold, or re-id above chance), low. Adds split-layer mitigations as a
-    privacy/utility curve, membership inference (AUC, TPR at 1% and 0.1% FPR) and MIFace model inversion.
+    privacy/utility curve, membership inference (AUC, TPR at 1% and 0.1% FPR) and MIFace model inversion; with
+    --shadow-models K also LiRA and RMIA with K shadow models, as a section of the same report.
     Writes reports/<run-id>/report.html, results.csv, layers.csv and run.json. See docs/privacy.md.
 
     \b
         trustkit privacy audit                                          # cnn on digits, no data needed
         trustkit privacy audit --model cnn --dataset olivetti --data-root ../data
         trustkit privacy audit -d mnist --data-root ../data --layers relu1,relu2,relu3 --attacks white-box -n 16
+        trustkit privacy audit --shadow-models 16                       # + LiRA / RMIA on digits
     """
     model, dataset = opt.own_model_data(model, dataset, own)
     from trustkit.engine import run_audit
@@ -96,11 +101,14 @@ def audit(model: str, trust_code: bool, dataset: str, layers: tuple[str, ...], a
                          prior_steps=prior_steps, reid_steps=reid_steps, mitigations=chosen,
                          mitigation_layer=mitigation_layer, membership=membership, membership_n=membership_n,
                          model_inversion=model_inversion, mi_classes=mi_classes, mi_max_iter=mi_iter,
+                         shadow_models=shadow_models,
                          trust_code=trust_code, use_cache=not no_cache, jobs=jobs, backend=backend,
                          ray_address=ray_address)
     opt.check_backend(backend, ray_address)
     result = run_audit(config)
     print_audit(result)
+    if "membership_results.csv" in result.tables:
+        print_membership({"results.csv": result.tables["membership_results.csv"]})
     click.echo(f"report: {result.report}")
     opt.exit_on_failed_cells(result.run_info)
 
@@ -129,3 +137,85 @@ def print_audit(result) -> None:  # noqa: ANN001 - trustkit.engine.RunResult
     else:
         console.print(f"membership inference: {result.run_info['membership_note']}", highlight=False)
     print_flags(result.checks)
+
+
+@privacy.command(context_settings=opt.CONTEXT)
+@opt.model("Zoo architecture of the target and its shadow models (each trained here on a random half of the "
+           "pool; see `trustkit list models`).", default="cnn")
+@opt.dataset("digits (embedded), mnist, cifar10, faces, olivetti, or folder:PATH / csv:FILE.")
+@opt.attack("attacks", "Attacks, comma-separated: lira (online), lira-offline, rmia, loss. Default: all four.")
+@opt.shadow_models("Shadow models K (Carlini et al. use 16 for small data, up to 256). Each is one cached cell: a "
+                   "larger K later reuses the ones trained before.", default=16)
+@click.option("--pool", type=int,
+              help="Candidate training images (half become members; default min(2,000, the training split)). "
+                   "TPR at 0.1% FPR needs at least 1,000 non-members, i.e. a pool of 2,000.")
+@click.option("--population", type=int,
+              help="Test images no model saw, RMIA's reference points z (default min(1,000, the test split)).")
+@opt.queries("queries", "Augmented views queried per image: identity, mirror (data sets trained with flips), then "
+             "1-pixel shifts.", default=2)
+@opt.epochs("Training epochs of every model (default: the zoo's for the pair, at least 30: a half-pool is small).")
+@opt.batch_size("Training batch of every model (default: the zoo's).", default=None)
+@opt.lr("Peak learning rate of every model (default: the zoo's).")
+@click.option("--variance", type=click.Choice(["auto", "global", "per-example"]), default="auto", show_default=True,
+              help="LiRA's Gaussian spread: one pooled over all images, or one per image; auto pools under 64 "
+                   "shadow models.")
+@click.option("--gamma", type=float, default=1.0, show_default=True,
+              help="RMIA's threshold γ on the pairwise likelihood ratio.")
+@opt.device()
+@opt.seed("Seed of the pool, the halves and every model's training.")
+@opt.out("Folder that receives <run-id>/report.html, results.csv, scores.csv, models.csv and run.json.")
+@opt.data_options()
+@opt.run_options
+def membership(model: str, dataset: str, attacks: tuple[str, ...], shadow_models: int, pool: int | None,
+               population: int | None, queries: int, epochs: int | None, batch_size: int | None, lr: float | None,
+               variance: str, gamma: float, device: str, seed: int, out: str, data_root: str | None, download: bool,
+               jobs: int, no_cache: bool, backend: str, ray_address: str | None) -> None:
+    """Was this image in the training set? LiRA and RMIA with shadow models, beside the loss threshold.
+
+    The target and K shadow models of the same architecture and recipe are trained on seeded random halves of a
+    pool of training images; members are the target's half. LiRA (Carlini et al. 2022) compares the target's
+    logit-scaled confidence with per-image Gaussians of the shadows trained with and without the image; RMIA
+    (Zarifzadeh et al. 2024) compares it with population images. Reports AUC and the TPR at 1% and 0.1% FPR —
+    only where the non-members can resolve that rate, else the TPR at 0 false positives with the count — and the
+    ROC on log-log axes. Every model is a cached cell: a killed run resumes, and --jobs/--backend ray spread the
+    shadows. See docs/privacy.md.
+
+    \b
+        trustkit privacy membership                                   # cnn on digits, 16 shadows: ~1 min
+        trustkit privacy membership -d cifar10 --data-root ../data --pool 2000 --shadow-models 16
+        trustkit privacy membership -d mnist --data-root ../data --attack lira,loss --jobs 2 --backend processes
+    """
+    from trustkit.engine import run
+    from trustkit.studies.membership import ATTACKS, MembershipConfig, membership_study
+
+    opt.check_backend(backend, ray_address)
+    chosen = tuple(opt.split_list(attacks)) or ATTACKS
+    config = MembershipConfig(model=model, dataset=dataset, attacks=chosen, shadow_models=shadow_models, pool=pool,
+                              population=population, queries=queries, epochs=epochs, batch_size=batch_size, lr=lr,
+                              variance=variance, gamma=gamma, seed=seed, device=device, data_root=data_root,
+                              download=download, out=out, use_cache=not no_cache, jobs=jobs, backend=backend,
+                              ray_address=ray_address)
+    result = run(membership_study(config), out=out, device=device, backend=backend, jobs=jobs,
+                 use_cache=not no_cache, ray_address=ray_address)
+    print_membership(result.tables)
+    print_flags(result.checks)
+    click.echo(f"report: {result.report}")
+    opt.exit_on_failed_cells(result.run_info)
+
+
+def print_membership(tables: dict[str, Any]) -> None:
+    """One row per attack: AUC, TPR at 1% / 0.1% FPR (or "n/r": not resolved), TPR at 0 false positives."""
+    results = tables["results.csv"]
+    if not len(results):
+        click.echo("membership: the target model did not finish; no attack could be scored")
+        return
+
+    def rate(column: str):  # noqa: ANN202
+        return lambda row: "n/r" if row[column] != row[column] else percent(row[column], 2)
+
+    first = results.iloc[0]
+    print_table(results, ["attack"], {"AUC": lambda row: f"{row['auc']:.4f}", "TPR@1%": rate("tpr_at_1pct_fpr"),
+                                      "TPR@0.1%": rate("tpr_at_0_1pct_fpr"), "TPR@0 FP": rate("tpr_at_0_fp")},
+                title=f"membership inference: {int(first['members'])} members, {int(first['non_members'])} "
+                      f"non-members, {int(first['shadow_models'])} shadow models (n/r: too few non-members to "
+                      "resolve that FPR)")

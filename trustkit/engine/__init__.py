@@ -81,9 +81,9 @@ def run_audit(config: "AuditConfig") -> RunResult:
     """Audit what a model's features leak (inversion per layer and mitigation, re-identification, membership,
     model inversion) and write ``<out>/<run-id>/``: report.html, results.csv, layers.csv, membership.csv,
     model_inversion.csv and run.json."""
-    from trustkit.studies.privacy_audit import privacy_audit_study
+    from trustkit.studies.privacy_audit import audit_study
 
-    return run(privacy_audit_study(config), out=config.out, device=config.device, backend=config.backend,
+    return run(audit_study(config), out=config.out, device=config.device, backend=config.backend,
                jobs=capped_jobs(config.jobs, config.backend), use_cache=config.use_cache,
                ray_address=config.ray_address)
 

@@ -85,6 +85,7 @@ class AuditConfig:
     model_inversion: bool = True
     mi_classes: int = 10
     mi_max_iter: int = 300
+    shadow_models: int = 0  # > 0: add LiRA/RMIA with this many shadow models (trustkit.studies.membership)
     trust_code: bool = False  # the user's consent to a model that is code (package.module:factory)
     use_cache: bool = True
     jobs: int = 1
@@ -101,6 +102,9 @@ class AuditConfig:
                             ("--mi-classes", self.mi_classes), ("--mi-iter", self.mi_max_iter)):
             if value is not None and value < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1, got {value}")
+        if self.shadow_models < 0:
+            raise InvalidArgumentError(f"--shadow-models must be 0 (no shadow-model attacks) or more, got "
+                                       f"{self.shadow_models}")
         if self.tv_weight < 0 or not math.isfinite(self.tv_weight):
             raise InvalidArgumentError(f"--tv-weight must be a finite number >= 0, got {self.tv_weight}")
         for text in self.mitigations:

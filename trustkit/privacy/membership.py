@@ -122,6 +122,29 @@ def tpr_at_fpr(scores_members: np.ndarray, scores_non_members: np.ndarray, fpr: 
     return float((members > boundary).mean())
 
 
+def resolves(non_members: int, fpr: float) -> bool:
+    """Whether ``non_members`` scores can resolve an operating point at ``fpr``: at least one false positive
+    must be admissible (N·FPR ≥ 1); below that every admissible threshold lies above all non-members, and the
+    "TPR at FPR" would only be the TPR at 0 false positives under another name."""
+    return non_members * fpr >= 1 - 1e-9
+
+
+def low_fpr_summary(scores_members: np.ndarray, scores_non_members: np.ndarray) -> dict[str, object]:
+    """The low-FPR operating points of one attack, honest about resolution.
+
+    ``tpr_at_1pct_fpr`` / ``tpr_at_0_1pct_fpr``: TPR (fraction) at 1% / 0.1% FPR, or NaN when the non-members
+    cannot resolve that rate (:func:`resolves`); ``tpr_at_0_fp``: the fraction of members scored above every
+    non-member (always defined); ``non_members``: how many there were."""
+    members = np.asarray(scores_members, dtype=np.float64)
+    non_members = np.asarray(scores_non_members, dtype=np.float64)
+    count = len(non_members)
+    return {"tpr_at_1pct_fpr": tpr_at_fpr(members, non_members, LOW_FPRS[0]) if resolves(count, LOW_FPRS[0])
+            else float("nan"),
+            "tpr_at_0_1pct_fpr": tpr_at_fpr(members, non_members, LOW_FPRS[1]) if resolves(count, LOW_FPRS[1])
+            else float("nan"),
+            "tpr_at_0_fp": tpr_at_fpr(members, non_members, 0.0), "non_members": count}
+
+
 def roc_points(scores_members: np.ndarray, scores_non_members: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """``(fpr, tpr, auc)`` of the empirical ROC (sklearn's ``roc_curve`` / ``roc_auc_score``; ties count 1/2)."""
     from sklearn.metrics import roc_auc_score, roc_curve

@@ -17,6 +17,7 @@ RENDERERS = {"bench": "trustkit.report.bench_report:render_bench", "suite": "tru
              "certify": "trustkit.report.certify:render_certify",
              "corruptions": "trustkit.report.corruptions:render_corruptions",
              "calibration": "trustkit.report.calibration:render_calibration",
+             "membership": "trustkit.report.membership:render_membership",
              "combined": "trustkit.report.combined:render_combined"}
 
 

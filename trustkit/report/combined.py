@@ -19,7 +19,9 @@ SECTIONS = {"bench": "trustkit.report.bench_report:bench_section",
             "suite": "trustkit.report.bench_report:bench_section",
             "certify": "trustkit.report.certify:certify_section",
             "corruptions": "trustkit.report.corruptions:corruptions_section",
-            "calibration": "trustkit.report.calibration:calibration_section"}
+            "calibration": "trustkit.report.calibration:calibration_section",
+            "privacy-audit": "trustkit.report.privacy:privacy_section",
+            "membership": "trustkit.report.membership:membership_section"}
 
 
 def section_renderer(kind: str) -> Callable[..., str]:
@@ -37,7 +39,8 @@ def render_combined(*, info: dict[str, Any], output: Any, tables: dict[str, pd.D
         own_checks = [replace(c, name=c.name[len(prefix):]) for c in checks if c.name.startswith(prefix)]
         sub_output = part_output(output, i)
         failures = [{"cell": r.cell.title(), "error": r.error} for r in sub_output.failed]
-        sub_info = {**info, "config": part["settings"], "title": part["title"], "failures": failures}
+        extras = info.get("parts", [{}] * len(parts))[i]  # the part's own run.json keys (its run_extras)
+        sub_info = {**info, **extras, "config": part["settings"], "title": part["title"], "failures": failures}
         html = section_renderer(part["kind"])(info=sub_info, output=sub_output, tables=part_tables(tables, kinds, i),
                                               checks=own_checks)
         sections.append({"id": f"part-{i}", "title": part["title"], "kind": part["kind"], "html": Markup(html),

@@ -38,6 +38,7 @@ def robustbench_entries(results: pd.DataFrame) -> list[dict[str, Any]]:
 
 def exports(kind: str, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Extra files of a run of study ``kind`` (file name -> text)."""
-    if kind in ("bench", "suite", "combined") and "results.csv" in tables:  # combined: its attacks part
+    attacks = "results.csv" in tables and {"attack", "robust_accuracy", "defense"} <= set(tables["results.csv"].columns)
+    if kind in ("bench", "suite", "combined") and attacks:  # combined: its attacks part, when it has one
         return {"robustbench.json": json.dumps(robustbench_entries(tables["results.csv"]), indent=2) + "\n"}
     return {}

@@ -133,8 +133,15 @@ def _model_inversion_section(data: dict[str, Any] | None, rows: pd.DataFrame, no
     return {"available": True, "note": note, "rows": records(rows), "gallery": gallery}
 
 
-def render_privacy(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
-    """The self-contained HTML report of a privacy audit (:mod:`trustkit.studies.privacy_audit`)."""
+def privacy_section(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list) -> str:
+    """The audit report's content as an HTML fragment (one section of a combined report)."""
+    return render_privacy(info=info, output=output, tables=tables, checks=checks, embedded=True)
+
+
+def render_privacy(*, info: dict[str, Any], output: Any, tables: dict[str, pd.DataFrame], checks: list,
+                   embedded: bool = False) -> str:
+    """The self-contained HTML report of a privacy audit (:mod:`trustkit.studies.privacy_audit`); ``embedded``:
+    only its content, as a section of a combined report."""
     from trustkit.studies.privacy_audit import InversionCell, MembershipCell, ModelInversionCell
 
     frame, layers = tables["results.csv"], tables["layers.csv"]
@@ -174,4 +181,4 @@ def render_privacy(*, info: dict[str, Any], output: Any, tables: dict[str, pd.Da
     return render("privacy.html.j2", env=info, run_id=info["run_id"], created=info["created"],
                   config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
                   device=info["device"], timings=info["timings_seconds"], title=info["title"],
-                  subtitle=info["subtitle"], failures=info.get("failures", []), **context)
+                  subtitle=info.get("subtitle", ""), failures=info.get("failures", []), embedded=embedded, **context)

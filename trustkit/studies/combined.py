@@ -23,9 +23,11 @@ PART_STUDIES: dict[str, tuple[str, str, str]] = {
     "certify": ("trustkit.studies.certify", "CertifyConfig", "certify_study"),
     "corruptions": ("trustkit.studies.corruptions", "CorruptionsConfig", "corruptions_study"),
     "calibration": ("trustkit.studies.calibration", "CalibrationConfig", "calibration_study"),
+    "membership": ("trustkit.studies.membership", "MembershipConfig", "membership_study"),
 }
 PART_TITLES = {"bench": "Attacks", "suite": "Attacks", "certify": "Certified robustness (randomized smoothing)",
-               "corruptions": "Common corruptions", "calibration": "Calibration and out-of-distribution detection"}
+               "corruptions": "Common corruptions", "calibration": "Calibration and out-of-distribution detection",
+               "privacy-audit": "Privacy audit", "membership": "Membership inference with shadow models"}
 
 
 def part_config_class(kind: str) -> type:

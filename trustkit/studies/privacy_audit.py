@@ -113,7 +113,8 @@ class PrivacyAuditStudy:
     def key(self, cell: AuditCell, state: AuditSubject, device_type: str) -> str:
         config = self.config
         victims, labels = state.victims
-        settings = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY_SETTINGS}
+        # the shadow-model part is a study of its own (audit_study): its size does not change these cells
+        settings = {k: v for k, v in asdict(config).items() if k not in RUN_ONLY_SETTINGS and k != "shadow_models"}
         reid = state.reid
         return cache_key({"audit": {"cell": type(cell).__name__, **asdict(cell)}, "settings": settings,
                           "model": state.fingerprint, "victims": tensor_fingerprint(victims, labels),
@@ -218,3 +219,32 @@ def privacy_audit_study(config: AuditConfig) -> PrivacyAuditStudy:
     config.validate()
     _, layers, mitigation_layer = audit_layers(config)
     return PrivacyAuditStudy(config, [layer.alias for layer in layers], mitigation_layer.alias)
+
+
+def audit_study(config: AuditConfig) -> Any:
+    """The study ``trustkit privacy audit`` runs: the audit alone, or — with ``shadow_models`` > 0 — the audit and
+    the shadow-model membership study (LiRA, RMIA; :mod:`trustkit.studies.membership`) of the same architecture
+    and data set as one combined run and report."""
+    audit = privacy_audit_study(config)
+    if config.shadow_models == 0:
+        return audit
+    from trustkit.errors import InvalidArgumentError
+    from trustkit.models.loading import zoo_arch
+    from trustkit.studies.combined import CombinedStudy
+    from trustkit.studies.membership import MembershipConfig, membership_study
+
+    arch = config.model if config.model in MODELS else zoo_arch(config.model)
+    if arch is None:
+        raise InvalidArgumentError(f"--shadow-models trains models like the target, so --model must be a zoo "
+                                   f"architecture or its store entry (cnn, cnn-digits), got '{config.model}'; or "
+                                   "drop --shadow-models")
+    shadows = membership_study(MembershipConfig(
+        model=arch, dataset=config.dataset, shadow_models=config.shadow_models, seed=config.seed,
+        device=config.device, data_root=config.data_root, download=config.download, trust_code=config.trust_code,
+        out=config.out, use_cache=config.use_cache, jobs=config.jobs, backend=config.backend,
+        ray_address=config.ray_address))
+    model = MODELS.canonical(arch)
+    return CombinedStudy([audit, shadows], f"privacy-{model}-{config.dataset}",
+                         f"Privacy audit: {config.model} on {config.dataset}",
+                         f"feature inversion, membership inference (with {config.shadow_models} shadow models), "
+                         "model inversion", {"model": config.model, "dataset": config.dataset, "seed": config.seed})
