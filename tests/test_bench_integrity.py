@@ -190,6 +190,6 @@ def test_minimum_norm_attacks_give_the_whole_curve_from_one_search(tmp_path, dig
     assert all(r.data["min_norms"] == norms for r in records) and len(norms) == 60
     assert sum(n == 0.0 for n in norms) == round(60 * (1 - result.results["clean_accuracy"].iloc[0]))
     for record in records:
-        robust = record.data["row"]["robust_accuracy"]
-        assert robust <= surviving_fraction(norms, record.cell.eps) + 1e-9
+        robust = record.data["row"]["robust_accuracy"]  # float32 on some paths: 0.55 reads 0.55000001
+        assert robust <= surviving_fraction(norms, record.cell.eps) + 1e-6
     assert "Smallest adversarial example per image" in (result.report).read_text()

@@ -192,7 +192,8 @@ def test_zoo_classifier_is_registered_and_its_loss_falls():
     torch.manual_seed(0)
     model = build_model("disc196", get_spec("cifar10"))  # [0, 1] pixels in, CIFAR-10 normalisation inside
     x, y = torch.rand(8, *CIFAR), torch.arange(8) % 10
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # lr 1e-4: at 1e-3 the loss on 8 images zig-zags, and its path changes with the CPU thread count
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = []
     for _ in range(10):
         loss = nn.functional.cross_entropy(model(x), y)
@@ -200,7 +201,7 @@ def test_zoo_classifier_is_registered_and_its_loss_falls():
         loss.backward()
         optimiser.step()
         losses.append(float(loss.detach()))
-    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0] - 0.5, losses
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < 0.1 * losses[0], losses
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 64, 64), (3, 24, 24), (3, 32, 40)])
