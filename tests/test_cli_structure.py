@@ -65,7 +65,7 @@ def test_no_cli_module_is_over_400_lines():
 HELP_COMMANDS = [[], ["bench"], ["bench", "fakes"], ["bench", "transfer"], ["bench", "substitute"], ["train"],
                  ["list"], ["report"], ["detect"], ["gen"], ["privacy", "audit"], ["explain"],
                  ["explain", "maximize"], ["explain", "style"], ["certify"], ["bench", "calibration"],
-                 ["bench", "corruptions"], ["privacy", "membership"]]
+                 ["bench", "corruptions"], ["privacy", "membership"], ["detect", "score"]]
 
 
 def test_help_answers_without_importing_torch():

@@ -11,12 +11,12 @@ from torch import nn
 
 from trustkit.attacks.base import Attack, input_gradient, steepest_ascent
 from trustkit.attacks.iterative import RunResult, best_of_restarts
-from trustkit.attacks.losses import cross_entropy, dlr, dlr_targeted
+from trustkit.attacks.losses import cross_entropy, dlr, dlr_targeted, margin
 from trustkit.attacks.losses import fooled as is_fooled
 from trustkit.attacks.precision import confirm_fooled
 from trustkit.errors import InvalidArgumentError
 
-LOSSES = ("ce", "dlr")
+LOSSES = ("ce", "dlr", "margin")
 MOMENTUM = 0.75
 RHO = 0.75
 
@@ -32,7 +32,8 @@ def _start(x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 
 
 class APGD(Attack):
-    """APGD with cross-entropy (``loss="ce"``) or DLR (``loss="dlr"``) loss; ``steps`` iterations (default 100).
+    """APGD with cross-entropy (``loss="ce"``), DLR (``loss="dlr"``, 3+ classes) or CW-margin (``loss="margin"``)
+    loss; ``steps`` iterations (default 100).
 
     ``targets`` > 0 runs the targeted DLR version APGD-T: one run per target class among the ``targets``
     classes the clean image scores highest after its top one, each on the samples still standing. Success
@@ -84,7 +85,7 @@ class APGD(Attack):
         def objective(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             if "target" in s:
                 return dlr_targeted(logits, labels, s["target"])
-            return cross_entropy(logits, labels) if self.loss == "ce" else dlr(logits, labels)
+            return {"ce": cross_entropy, "dlr": dlr, "margin": margin}[self.loss](logits, labels)
 
         logits, loss, grad = self._gradient(model, x_adv, y, objective)
         s.update({

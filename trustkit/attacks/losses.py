@@ -1,4 +1,4 @@
-"""Per-sample attack objectives on logits: cross-entropy, DLR and targeted DLR (Croce & Hein 2020).
+"""Per-sample attack objectives on logits: cross-entropy, the CW margin, DLR and targeted DLR (Croce & Hein 2020).
 
 Each returns a vector N of losses that the attacker *ascends* (targeted ones are already signed so).
 """
@@ -25,6 +25,15 @@ def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     best_other = ordered[:, -2] * true_is_top + ordered[:, -1] * (1 - true_is_top)
     return -(z_y - best_other) / (ordered[:, -1] - ordered[:, -3] + 1e-12)
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Carlini-Wagner margin max_{i≠y} z_i − z_y (untargeted: ascend past 0 to leave the class). Unlike
+    cross-entropy its gradient never vanishes on a confidently classified sample, and unlike DLR it needs only
+    two classes (a real/fake detector)."""
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return others.max(dim=1).values - z_y
 
 
 def dlr_targeted(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,12 @@ DEFAULT_GENERATORS = ('dcgan', 'dcgan-resize', 'wgan-gp', 'conv-vae')  # trustki
 PERTURBATIONS = ('jpeg-90', 'jpeg-75', 'jpeg-50', 'resize-0.75', 'resize-0.5', 'blur-0.5', 'blur-1.0', 'noise-0.02', 'noise-0.05')  # trustkit.detection.perturb.PERTURBATIONS
 
 
+def _detector_option(dest: str, help: str, *, default: str | None = None) -> Callable[..., Any]:  # noqa: A002
+    """--detector: a detector family to train (with a default) or, required, a stored detector to use."""
+    given = {"required": True} if default is None else {"default": default, "show_default": True}
+    return click.option("--detector", dest, help=help, **given)
+
+
 def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options that pick the real/fake data (shared by build, train, eval and bench fakes)."""
     return opt.compose(
@@ -34,9 +40,17 @@ def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def eval_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The options of the evaluation: detectors, evasion budgets and steps, degradations, report folder."""
     return opt.compose(
-        click.option("--detectors", multiple=True, help="Detectors, comma-separated (default: cnn,spectral,dct)."),
+        click.option("--detectors", multiple=True, help="Detectors, comma-separated (default: cnn,spectral,dct; "
+                     "also cnn-blur-jpeg, the CNN trained with random blur + JPEG)."),
+        click.option("--train-on", multiple=True, help="Train the detectors on these generators only (comma-separated; "
+                     "default: each generator); every generator is still tested."),
+        click.option("--protocol", type=click.Choice(["cnndetection"]), default=None,
+                     help="cnndetection: Wang et al. 2020 — cnn and cnn-blur-jpeg (unless --detectors) trained on "
+                          "one generator (--train-on, default the first), tested on all; AP per test generator."),
+        click.option("--no-realism", is_flag=True, help="Skip the domain FID of each generator against real images."),
         opt.eps("Evasion budgets (linf, pixel scale; default 1/255,2/255,4/255,8/255)."),
-        opt.attack_steps("PGD steps of the evasion attack.", default=10),
+        opt.attack_steps("APGD steps of the evasion attacks (margin and cross-entropy; PGD-10 runs beside them).",
+                         default=100),
         click.option("--degradations", multiple=True,
                      help=f"Degradations to test (default all: {', '.join(PERTURBATIONS)}); 'none' skips them."),
         opt.out("Folder that receives <run-id>/report.html, results.csv and run.json."),
@@ -55,6 +69,12 @@ def fakes_config(**options: Any):  # noqa: ANN201 - FakesConfig
         config.generators = split(options["generators"])
     if options.get("detectors"):
         config.detectors = split(options["detectors"])
+    if options.get("train_on"):
+        config.train_on = split(options["train_on"])
+    if options.get("protocol"):
+        config.protocol = options["protocol"]
+    if options.get("no_realism"):
+        config.realism = False
     if options.get("eps"):
         config.eps = split(options["eps"])
     if "attack_steps" in options:
@@ -116,7 +136,7 @@ def build(**options: Any) -> None:
 
 @detect.command()
 @data_options
-@click.option("--detector", "detector_name", default="cnn", show_default=True, help="cnn, spectral or dct.")
+@_detector_option("detector_name", "cnn, spectral or dct.", default="cnn")
 @click.option("--generator", "generator_name", required=True, help="Train on real images vs fakes of this generator.")
 def train(detector_name: str, generator_name: str, **options: Any) -> None:
     """Train one detector on real images vs one generator's fakes and store it (det-<detector>-<data>-<generator>).
@@ -147,13 +167,49 @@ def train(detector_name: str, generator_name: str, **options: Any) -> None:
 @eval_options
 def evaluate(**options: Any) -> None:
     """Train (or reuse) every detector on every generator and measure: in-distribution and cross-generator
-    AUC/AP/accuracy, degradations, and evasion by PGD; writes an HTML + CSV report.
+    AUC/AP/accuracy, degradations, the generators' domain FID, and white-box evasion (APGD on the logit margin and
+    on cross-entropy, PGD-10, 8-bit re-quantised, the strongest per image); writes an HTML + CSV report.
 
     \b
         trustkit detect eval --dataset faces --data-root ../data
         trustkit detect eval --dataset digits --generators dcgan,conv-vae --n-train 500 --n-test 300
+        trustkit detect eval --data-root ../data --protocol cnndetection --train-on dcgan
     """
     run_and_print(**options)
+
+
+@detect.command()
+@click.argument("path", type=click.Path())
+@_detector_option("detector", "Stored detector: a det-DETECTOR-DATASET-GENERATOR store entry (`trustkit list` shows "
+                  "them; `trustkit detect train` or `bench fakes` stores them) or a detector .safetensors file.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False),
+              help="Where to write the scores (default: scores.csv in the current folder).")
+@opt.device("auto, cpu, cuda or mps.")
+def score(path: str, detector: str, csv_path: str | None, device: str) -> None:
+    """Score your own images: P(fake) per image of PATH (a file or a folder, searched recursively) from a stored
+    detector, and the verdict at the threshold calibrated on its validation data.
+
+    Images are converted to the detector's channels; a size other than its training resolution is centre-cropped
+    and resized (Lanczos), marked in the `resized` column. Unreadable files are skipped and counted. Writes a CSV
+    of file, p_fake, verdict, threshold, resized, width, height. A detector only knows the generators it was
+    trained on: a low P(fake) on an image from another generator is no evidence it is real (docs/detection.md).
+
+    \b
+        trustkit detect score ./my-images --detector det-cnn-faces-dcgan
+        trustkit detect score photo.png --detector det-dct-faces-wgan-gp --csv photo.csv
+    """
+    from trustkit.detection.score import score_images
+    from trustkit.runtime import select_device
+    from trustkit.tables import write_csv
+
+    frame, summary = score_images(path, detector, device=select_device(device))
+    target = csv_path or "scores.csv"
+    write_csv(frame, target)
+    click.echo(f"{summary['detector']} detector ({summary['trained_on']}, threshold {summary['threshold']:.4f}): "
+               f"{summary['fake']} of {summary['scored']} image(s) called fake"
+               + (f"; {summary['resized']} resized to {summary['size']}" if summary["resized"] else "")
+               + (f"; {summary['skipped']} unreadable file(s) skipped" if summary["skipped"] else ""))
+    click.echo(f"scores: {target}")
 
 
 @bench_workload("fakes")
@@ -163,7 +219,8 @@ def evaluate(**options: Any) -> None:
 def bench_fakes(**options: Any) -> None:
     """Can generated images be caught, and can the detectors be evaded? Trains the generators (if missing),
     builds balanced real/fake sets, trains the CNN, spectral and DCT detectors on each generator, and reports
-    in-distribution and cross-generator AUC, degradations and PGD evasion (same as `trustkit detect eval`).
+    in-distribution and cross-generator AUC and AP, degradations, the generators' domain FID and the strongest
+    white-box evasion (same as `trustkit detect eval`; --protocol cnndetection for Wang et al.'s protocol).
 
     \b
         trustkit bench fakes --data-root ../data                      # UTKFace faces, four generators

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ class CNNDetector(Detector):
         self.dataset, self.epochs, self.batch_size, self.lr, self.arch = dataset, int(epochs), int(batch_size), \
             float(lr), arch
         self.module = self._build()
+        # a callable (batch of [0, 1] floats, torch.Generator) -> batch applied to every training batch;
+        # None: none (cnn_blur_jpeg sets the CNNDetection protocol's)
+        self.augmentation: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     def _build(self) -> torch.nn.Module:
         return build_model(self.arch, replace(get_spec(self.dataset), class_names=CLASS_NAMES)).eval()
@@ -42,7 +46,8 @@ class CNNDetector(Detector):
         self.module = prepare_model(self._build(), device)
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=False)
         data = ImageDataset(x, y, name=f"{self.dataset}-real-vs-fake", split="train", class_names=CLASS_NAMES)
-        fit(self.module, data, config, device=device, seed=seed, description=f"train cnn detector on {self.dataset}")
+        fit(self.module, data, config, device=device, seed=seed, augment=self.augmentation or "none",
+            description=f"train {self.name} detector on {self.dataset}")
         self.module.eval()
 
     def score(self, x: torch.Tensor, *, device: torch.device | None = None) -> np.ndarray:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trustkit.batches import map_batches
 from trustkit.detection.base import FAKE, REAL, Detector
 
 
@@ -60,16 +59,12 @@ def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
     return fpr, tpr
 
 
-def evade(detector: Detector, fakes: torch.Tensor, eps: float, *, steps: int = 10, device: torch.device,
+def evade(detector: Detector, fakes: torch.Tensor, eps: float, *, steps: int = 100, device: torch.device,
           batch_size: int = 256) -> torch.Tensor:
-    """Fakes pushed towards "real" by targeted PGD (linf ``eps``) on a differentiable detector, re-quantised
-    to 8 bits (an attacker publishes images, not floats). Returns uint8 images."""
-    from trustkit.attacks import PGD
-    from trustkit.detection.data import to_uint8
+    """Fakes pushed towards "real" by the strongest evasion trustkit has (linf ``eps``; see
+    :func:`trustkit.detection.evasion.evade_strongest`), re-quantised to 8 bits: uint8 images."""
+    from trustkit.detection.evasion import evade_strongest
 
     if eps == 0:
         return fakes
-    attack = PGD(eps, steps=steps, targeted=True, early_stop=False)
-    targets = torch.full((len(fakes),), REAL)
-    return map_batches(lambda x, target: to_uint8(attack(detector.module, x.float().div(255.0), target)), fakes,
-                       targets, batch_size=batch_size, device=device, empty=fakes.clone())
+    return evade_strongest(detector, fakes, eps, steps=steps, device=device, batch_size=batch_size).images["strongest"]

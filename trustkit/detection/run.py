@@ -13,15 +13,18 @@ import numpy as np
 import torch
 
 from trustkit.attacks import parse_eps
-from trustkit.detection import DETECTORS, Detector, make_detector
+from trustkit.detection import DEFAULT_DETECTORS, DETECTORS, Detector, make_detector
 from trustkit.detection.data import DEFAULT_GENERATORS, FakeImageSet
-from trustkit.detection.evaluate import calibrate_threshold, evade, roc_points, score_quality
+from trustkit.detection.evaluate import calibrate_threshold, roc_points, score_quality
 from trustkit.detection.perturb import PERTURBATIONS
 from trustkit.errors import CheckpointError, InvalidArgumentError
 from trustkit.models.store import checkpoint_exists, entry_lock, read_checkpoint, save_tensors, store_path
 from trustkit.runtime import seed_everything, select_device
 
 DEFAULT_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+PROTOCOLS = ("cnndetection",)
+PROTOCOL_DETECTORS = ["cnn", "cnn-blur-jpeg"]  # the protocol compares the augmented CNN with the plain one
+REALISM_COLUMNS = ["dataset", "generator", "domain_fid", "real_floor", "n_fake", "n_real", "features", "seconds"]
 RESULT_COLUMNS = ["dataset", "kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc",
                   "ap", "accuracy", "threshold", "n_real", "n_fake", "seconds"]
 
@@ -32,13 +35,19 @@ class FakesConfig:
 
     dataset: str = "faces"
     generators: list[str] = field(default_factory=lambda: list(DEFAULT_GENERATORS))
-    detectors: list[str] = field(default_factory=lambda: list(DETECTORS.names()))
+    detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
+    # generators the detectors are trained on (empty: each of ``generators``); all are tested
+    train_on: list[str] = field(default_factory=list)
+    # "cnndetection": Wang et al.'s protocol (train on one generator, default the first, with cnn and
+    # cnn-blur-jpeg unless detectors are given; test on all)
+    protocol: str = ""
+    realism: bool = True  # domain FID of each generator's test fakes against the real test images
     n_train: int = 2000
     n_val: int = 500
     n_test: int = 1000
     seed: int = 0
     eps: list[float] = field(default_factory=lambda: list(DEFAULT_EPS))
-    attack_steps: int = 10
+    attack_steps: int = 100  # APGD steps of the evasion (trustkit.detection.evasion)
     perturbations: list[str] = field(default_factory=lambda: list(PERTURBATIONS))
     device: str = "auto"
     data_root: str | None = None
@@ -49,6 +58,10 @@ class FakesConfig:
     ray_address: str | None = None
 
     def validate(self) -> "FakesConfig":
+        if self.protocol and self.protocol not in PROTOCOLS:
+            raise InvalidArgumentError(f"unknown protocol '{self.protocol}'; choose from {', '.join(PROTOCOLS)}")
+        if self.protocol == "cnndetection" and self.detectors == list(DEFAULT_DETECTORS):
+            self.detectors = list(PROTOCOL_DETECTORS)
         self.detectors = [DETECTORS.canonical(d) for d in self.detectors]
         unknown = [p for p in self.perturbations if p not in PERTURBATIONS]
         if unknown:
@@ -60,6 +73,25 @@ class FakesConfig:
             raise InvalidArgumentError(f"--attack-steps must be at least 1, got {self.attack_steps}")
         select_device(self.device)
         return self
+
+    def check_train_on(self) -> None:
+        """After ``generators`` are canonical: ``train_on`` names some of them (the protocol's default: the
+        first); a one-line error otherwise."""
+        from trustkit.generative import GENERATIVE_MODELS
+
+        if self.protocol == "cnndetection" and not self.train_on:
+            self.train_on = self.generators[:1]
+        chosen = [GENERATIVE_MODELS.canonical(g) for g in self.train_on]
+        missing = [g for g in chosen if g not in self.generators]
+        if missing:
+            raise InvalidArgumentError(f"--train-on {', '.join(missing)} is not among the generators "
+                                       f"({', '.join(self.generators)}); add it to --generators")
+        self.train_on = list(dict.fromkeys(chosen))
+
+    @property
+    def training_generators(self) -> list[str]:
+        """The generators detectors are trained on: ``train_on``, or every generator."""
+        return self.train_on or self.generators
 
 
 @dataclass
@@ -153,20 +185,52 @@ def measure_detector(config: FakesConfig, images: FakeImageSet, name: str, gener
 
 def measure_evasion(config: FakesConfig, images: FakeImageSet, attacker: str, generator: str, eps: float,
                     trained: dict[str, TrainedDetector], device: torch.device) -> list[dict[str, Any]]:
-    """PGD at ``eps`` (linf) on ``generator``'s test fakes against detector ``attacker``, then every detector
-    of ``trained`` (by name, all trained on ``generator``) scores real + evaded fakes: white-box for the
-    attacked detector, transfer for the others."""
+    """The strongest white-box evasion at ``eps`` (linf) of ``generator``'s test fakes against detector
+    ``attacker`` (:func:`trustkit.detection.evasion.evade_strongest`: APGD on the logit margin and on
+    cross-entropy with ``config.attack_steps`` steps, and PGD-10, each re-quantised to 8 bits, and the per-image
+    strongest). The attacked detector scores real + evaded fakes of every variant (white-box rows, ``condition``
+    the variant; ``strongest (float)`` before quantisation); every other detector of ``trained`` (by name, all
+    trained on ``generator``) scores the strongest images (transfer rows)."""
+    from trustkit.detection.evasion import evade_strongest
+
     x, y = images.pair("test", generator)
     real, fakes = x[y == 0], x[y == 1]
     seed_everything(config.seed)
     tic = time.perf_counter()
-    evaded = evade(trained[attacker].detector, fakes, eps, steps=config.attack_steps, device=device)
+    evaded = evade_strongest(trained[attacker].detector, fakes, eps, steps=config.attack_steps, device=device)
     crafted = time.perf_counter() - tic
-    mixed = torch.cat([real, evaded])
+    labels = y.numpy()
+    attacked = trained[attacker]
+    real_scores = attacked.detector.score(real, device=device)
     rows = []
+    for variant, fake_scores in evaded.p_fake.items():
+        rows.append(result_row(config, "evasion (white-box)", attacker, generator, generator, variant, eps,
+                               np.concatenate([real_scores, fake_scores]), labels, attacked.threshold, crafted))
+    rows.append(result_row(config, "evasion (white-box)", attacker, generator, generator, "strongest (float)", eps,
+                           np.concatenate([real_scores, evaded.p_fake_float["strongest"]]), labels,
+                           attacked.threshold, crafted))
+    mixed = torch.cat([real, evaded.images["strongest"]])
     for name, model in trained.items():
+        if name == attacker:
+            continue
         scores = model.detector.score(mixed, device=device)
-        kind = "evasion (white-box)" if name == attacker else f"evasion (transfer from {attacker})"
-        rows.append(result_row(config, kind, name, generator, generator, "pgd", eps, scores, y.numpy(),
-                               model.threshold, crafted))
+        rows.append(result_row(config, f"evasion (transfer from {attacker})", name, generator, generator,
+                               "strongest", eps, scores, labels, model.threshold, crafted))
     return rows
+
+
+def measure_realism(config: FakesConfig, images: FakeImageSet, generator: str, device: torch.device) -> dict[str, Any]:
+    """How realistic ``generator``'s test fakes are: the domain FID (Fréchet distance on the penultimate features
+    of the data set's zoo ``cnn`` classifier, trained and cached if missing) against the real test images, beside
+    the same distance between real training and real test images (the floor a perfect generator would reach)."""
+    from trustkit.generative.features import domain_feature_net
+    from trustkit.generative.metrics import frechet_distance
+
+    tic = time.perf_counter()
+    net, _ = domain_feature_net(images.dataset, data_root=config.data_root, device=device)
+    real_test = net(images.real["test"].float() / 255.0, 256).features
+    real_train = net(images.real["train"][:len(images.real["test"])].float() / 255.0, 256).features
+    fakes = net(images.fake[generator]["test"].float() / 255.0, 256).features
+    return {"dataset": images.dataset, "generator": generator, "domain_fid": frechet_distance(real_test, fakes),
+            "real_floor": frechet_distance(real_test, real_train), "n_fake": len(fakes), "n_real": len(real_test),
+            "features": f"{net.name} penultimate layer ({net.dim}-d)", "seconds": time.perf_counter() - tic}

@@ -32,14 +32,15 @@ def _roc_plot(rocs: dict, detectors: list[str], generators: list[str]) -> str:
 
 def _matrix_plot(results: pd.DataFrame, detectors: list[str], generators: list[str]) -> str:
     cross = results[results["kind"] == "cross-generator"]
-    fig, axes = new_figure(3.6 * len(detectors), 3.4, ncols=len(detectors))
+    trained = [g for g in generators if g in set(cross["train_generator"])]  # --train-on: fewer rows
+    fig, axes = new_figure(3.6 * len(detectors), 1.4 + 0.5 * len(trained), ncols=len(detectors))
     axes = np.atleast_1d(axes)
     for ax, detector in zip(axes, detectors):
         table = cross[cross["detector"] == detector].pivot(index="train_generator", columns="test_generator",
-                                                          values="auc").reindex(index=generators, columns=generators)
+                                                          values="auc").reindex(index=trained, columns=generators)
         image = ax.imshow(table.values, cmap="RdYlGn", vmin=0.5, vmax=1.0)
         ax.set_xticks(range(len(generators)), generators, rotation=35, ha="right", fontsize=8)
-        ax.set_yticks(range(len(generators)), generators, fontsize=8)
+        ax.set_yticks(range(len(trained)), trained, fontsize=8)
         for (row, col), value in np.ndenumerate(table.values):
             ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
         ax.set_xlabel("tested on fakes of")
@@ -64,7 +65,7 @@ def _spectra_plot(images: Any) -> str:
 
 def _evasion_plot(results: pd.DataFrame, clean: pd.DataFrame) -> str:
     fig, ax = new_figure(6.0, 3.6)
-    evasion = results[results["kind"].str.startswith("evasion")]
+    evasion = results[results["kind"].str.startswith("evasion") & (results["condition"] == "strongest")]
     for (detector, kind), group in evasion.groupby(["detector", "kind"], sort=False):
         means = group.groupby("eps")["auc"].mean()
         base = clean[clean["detector"] == detector]["auc"].mean()
@@ -72,7 +73,7 @@ def _evasion_plot(results: pd.DataFrame, clean: pd.DataFrame) -> str:
         ax.plot([0.0, *means.index], [base, *means.values], marker="o", label=label)
     ticks = sorted({0.0, *evasion["eps"]})
     ax.set_xticks(ticks, [format_eps(t) if t else "0" for t in ticks])
-    ax.set_xlabel("PGD budget eps (linf) on the fakes")
+    ax.set_xlabel("evasion budget eps (linf) on the fakes: strongest attack per image, 8-bit")
     ax.set_ylabel("AUC (mean over generators)")
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set_ylim(0, 1.02)
@@ -102,21 +103,30 @@ def render_fakes(*, info: dict[str, Any], output: Any, tables: dict[str, pd.Data
     degradation = results[results["kind"] == "degradation"].groupby(["detector", "condition"])["auc"].mean() \
         .unstack("condition").reindex(index=detectors)
     evasion = results[results["kind"].str.startswith("evasion")]
-    evasion_table = evasion.groupby(["detector", "kind", "eps"])["auc"].mean().unstack("eps")
+    evasion_table = evasion.groupby(["detector", "kind", "condition", "eps"], sort=False)["auc"].mean().unstack("eps")
+    per_generator = []
+    for (detector, trained_on), group in cross.groupby(["detector", "train_generator"], sort=False):
+        by_test = group.set_index("test_generator")
+        unseen = by_test.drop(index=trained_on, errors="ignore")["ap"]
+        per_generator.append({"detector": detector, "trained_on": trained_on, "unseen_ap": unseen.mean(),
+                              "cells": [{"ap": by_test["ap"].get(g, float("nan")), "auc": by_test["auc"].get(g, float("nan")),
+                                         "seen": g == trained_on} for g in generators]})
+    realism = records(tables["realism.csv"]) if len(tables.get("realism.csv", [])) else []
     samples = [{"name": "real", "uri": grid_uri(images.real["test"][:16].float() / 255.0, columns=8)}]
     samples += [{"name": g, "uri": grid_uri(images.fake[g]["test"][:16].float() / 255.0, columns=8)} for g in generators]
     return render(
         "detect.html.j2", run_id=info["run_id"], created=info["created"], env=info,
         config=info["config"], config_json=json.dumps(info["config"], indent=2, default=str),
         device=info["device"], timings=info["timings_seconds"], data=info["data"],
-        detectors=detectors, generators=generators,
+        detectors=detectors, generators=generators, per_generator=per_generator, realism=realism,
         in_distribution=[{"detector": d, "auc": [in_distribution.loc[d, g] for g in generators],
                           "accuracy": [accuracy.loc[d, g] for g in generators],
                           "unseen": unseen.get(d, float("nan"))} for d in detectors],
         degradation_conditions=list(degradation.columns),
         degradation=[{"detector": d, "auc": list(degradation.loc[d])} for d in detectors] if len(degradation) else [],
         evasion_eps=list(evasion_table.columns),
-        evasion=[{"detector": d, "kind": k, "auc": list(row)} for (d, k), row in evasion_table.iterrows()],
+        evasion=[{"detector": d, "kind": k, "condition": c, "auc": list(row)}
+                 for (d, k, c), row in evasion_table.iterrows()],
         roc=_roc_plot(rocs, detectors, generators), matrix=_matrix_plot(results, detectors, generators),
         spectra=_spectra_plot(images), evasion_plot=_evasion_plot(results, clean) if len(evasion) else None,
         samples=samples, detector_info=info["detectors"], rows=records(cross), failures=info.get("failures", []),

@@ -6,9 +6,14 @@ in the driver:
 - a *detector* cell (detector, generator) trains that detector on real vs that generator's fakes (or reuses
   the store's, when it was fitted on exactly this data and seed), then scores it on every generator's test
   fakes (cross-generator rows, the diagonal is in-distribution) and on each degradation of its own generator;
-- an *evasion* cell (attacker, generator, eps) runs PGD against one differentiable detector on that
-  generator's test fakes and lets every detector trained on the generator score the result (white-box for
-  the attacked one, transfer for the rest).
+- an *evasion* cell (attacker, generator, eps) runs the strongest evasion trustkit has (APGD on the logit
+  margin and on cross-entropy, PGD-10; 8-bit re-quantised, per image the strongest) against one differentiable
+  detector on that generator's test fakes and lets every detector trained on the generator score the result
+  (white-box for the attacked one, transfer for the rest);
+- a *realism* cell (generator) measures how realistic its fakes are: domain FID against the real test images.
+
+Detectors are trained on ``config.training_generators`` (all generators, or ``--train-on``; the CNNDetection
+protocol trains on one) and tested on every generator.
 
 Detectors are trained under their store entry's lock, so an evasion cell that needs a detector another cell
 is training waits for it instead of training it twice; a run killed at any moment resumes from its finished
@@ -27,9 +32,10 @@ import torch
 from trustkit.attacks import format_eps
 from trustkit.detection import DETECTORS, make_detector
 from trustkit.detection.data import FakeImageSet, build_fake_set, check_request, describe
-from trustkit.detection.run import (RESULT_COLUMNS, FakesConfig, TrainedDetector, measure_detector, measure_evasion,
-                                    train_detector)
-from trustkit.fingerprint import cache_key
+from trustkit.detection.evasion import VARIANTS
+from trustkit.detection.run import (REALISM_COLUMNS, RESULT_COLUMNS, FakesConfig, TrainedDetector, measure_detector,
+                                    measure_evasion, measure_realism, train_detector)
+from trustkit.fingerprint import cache_key, file_fingerprint
 from trustkit.sanity import Check
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
 
@@ -63,6 +69,18 @@ class EvasionCell:
         return f"evade {self.attacker} on {self.generator} at eps {format_eps(self.eps)}"
 
 
+@dataclass(frozen=True)
+class RealismCell:
+    """Domain FID of ``generator``'s test fakes against the real test images."""
+
+    generator: str
+
+    group = "fakes"
+
+    def title(self) -> str:
+        return f"realism of {self.generator}"
+
+
 @dataclass
 class FakesState:
     """The real/fake image set (uint8, CPU) every cell shares."""
@@ -80,11 +98,14 @@ class FakesStudy:
     run_token: str = ""
     kind: str = "fakes"
 
-    def cells(self) -> Sequence[DetectorCell | EvasionCell]:
+    def cells(self) -> Sequence[DetectorCell | EvasionCell | RealismCell]:
         config = self.config
-        training = [DetectorCell(d, g) for d in config.detectors for g in config.generators]
+        trained_on = config.training_generators
+        training = [DetectorCell(d, g) for d in config.detectors for g in trained_on]
         attackers = [d for d in config.detectors if DETECTORS.get(d).differentiable]
-        return training + [EvasionCell(a, g, e) for a in attackers for g in config.generators for e in config.eps]
+        evasion = [EvasionCell(a, g, e) for a in attackers for g in trained_on for e in config.eps]
+        realism = [RealismCell(g) for g in config.generators] if config.realism else []
+        return training + evasion + realism
 
     def description(self) -> str:
         return f"fakes on {self.config.dataset}"
@@ -94,7 +115,9 @@ class FakesStudy:
 
     def prerequisites(self) -> list[TrainStep]:
         config = self.config
-        return [TrainStep(g, config.dataset, config.data_root, kind="generator") for g in config.generators]
+        steps = [TrainStep(g, config.dataset, config.data_root, kind="generator") for g in config.generators]
+        # the realism cells' feature net: trained before the cells are keyed by its weights
+        return steps + ([TrainStep("cnn", config.dataset, config.data_root)] if config.realism else [])
 
     def prepare(self, cells: Sequence[Any], device: torch.device) -> FakesState:
         config = self.config
@@ -103,8 +126,15 @@ class FakesStudy:
                                 device=config.device, use_cache=config.use_cache)
         return FakesState(images)
 
-    def key(self, cell: DetectorCell | EvasionCell, state: FakesState, device_type: str) -> str:
+    def key(self, cell: DetectorCell | EvasionCell | RealismCell, state: FakesState, device_type: str) -> str:
         config = self.config
+        if isinstance(cell, RealismCell):  # the feature net: the data set's zoo cnn (a prerequisite), by its weights
+            from trustkit.models.store import store_name, store_path
+
+            weights = store_path(store_name("cnn", state.images.dataset))
+            return cache_key({"fakes": {"cell": "RealismCell", **asdict(cell)}, "data": state.images.key,
+                              "features": file_fingerprint(weights) if weights.exists() else "untrained",
+                              "device": device_type})
         involved = [cell.detector] if isinstance(cell, DetectorCell) else config.detectors
         return cache_key({"fakes": {"cell": type(cell).__name__, **asdict(cell)}, "data": state.images.key,
                           "generators": state.images.generators, "seed": config.seed,
@@ -117,8 +147,10 @@ class FakesStudy:
         return train_detector(name, state.images, generator, seed=self.config.seed, device=device,
                               use_cache=self.config.use_cache, run_token=self.run_token)
 
-    def run(self, cell: DetectorCell | EvasionCell, state: FakesState, device: torch.device,
+    def run(self, cell: DetectorCell | EvasionCell | RealismCell, state: FakesState, device: torch.device,
             bar: Progress | None) -> dict[str, Any]:
+        if isinstance(cell, RealismCell):
+            return {"rows": [], "realism": measure_realism(self.config, state.images, cell.generator, device)}
         if isinstance(cell, DetectorCell):
             trained = self._detector(cell.detector, cell.generator, state, device)
             if bar is not None:
@@ -145,14 +177,17 @@ class FakesStudy:
         results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
         if len(results):  # cross-generator, then degradations (by generator and degradation), then evasion
             generators = self.config.generators
-            conditions = {c: i for i, c in enumerate(["clean", *self.config.perturbations, "pgd"])}
+            conditions = {c: i for i, c in enumerate(["clean", *self.config.perturbations, *VARIANTS, "strongest",
+                                                      "strongest (float)"])}
             order = results.assign(
                 _k=results["kind"].map(KIND_ORDER).fillna(2),
                 _g=results["train_generator"].map(generators.index).where(results["kind"] == "degradation", 0),
                 _c=results["condition"].map(conditions))
             results = order.sort_values(["_k", "_g", "_c"], kind="stable").drop(columns=["_k", "_g", "_c"])
             results = results.reset_index(drop=True)
-        return {"results.csv": results}
+        realism = pd.DataFrame([r.data["realism"] for r in output.finished if "realism" in r.data],
+                               columns=REALISM_COLUMNS)
+        return {"results.csv": results, "realism.csv": realism}
 
     def checks(self, tables: dict[str, pd.DataFrame], output: StudyOutput) -> list[Check]:
         return []
@@ -162,8 +197,10 @@ class FakesStudy:
 
     def headline(self, output: StudyOutput) -> tuple[str, str, str]:
         config = self.config
+        trained = f" (trained on {', '.join(config.train_on)})" if config.train_on else ""
+        protocol = "CNNDetection protocol: " if config.protocol == "cnndetection" else ""
         return (f"fakes-{config.dataset}", f"Can fakes of {config.dataset} be caught?",
-                f"{', '.join(config.detectors)} against {', '.join(config.generators)}")
+                f"{protocol}{', '.join(config.detectors)}{trained} against {', '.join(config.generators)}")
 
     def run_extras(self, output: StudyOutput) -> dict[str, Any]:
         group = output.groups.get("fakes", {})
@@ -177,4 +214,5 @@ def fakes_study(config: FakesConfig) -> FakesStudy:
     config = config.validate()
     sizes = {"train": config.n_train, "val": config.n_val, "test": config.n_test}
     config.dataset, config.generators = check_request(config.dataset, config.generators, sizes, config.data_root)
+    config.check_train_on()
     return FakesStudy(config, run_token="" if config.use_cache else uuid.uuid4().hex)

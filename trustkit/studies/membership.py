@@ -324,16 +324,16 @@ def membership_checks(config: MembershipConfig, tables: dict[str, pd.DataFrame])
                             "finished, so the scores rest on fewer models than asked; rerun to resume",
                             "membership-shadows"))
     elif shadows < 8:
-        checks.append(Check("shadow models", "flag", f"{shadows} shadow models give each image about {shadows // 2} IN "
-                            "and OUT fits: LiRA and RMIA are weaker than they can be (Carlini et al. use 16 to 256); "
+        checks.append(Check("shadow models", "flag", f"{shadows} shadow models give each image about {shadows / 2:g} IN "
+                            "and as many OUT models to fit: LiRA and RMIA are weaker than they can be (Carlini et al. use 16 to 256); "
                             "raise --shadow-models", "membership-shadows"))
     else:
         checks.append(Check("shadow models", "pass", f"{shadows} shadow models, each trained on a random half of the "
                             "pool", "membership-shadows"))
     gap = float(first["gap"])
     if gap <= 0.01:
-        checks.append(Check("generalisation gap", "flag", f"the target's accuracy on its members exceeds that on "
-                            f"unseen images by only {gap:.1%}: confidence-based attacks have little to find, so a "
+        checks.append(Check("generalisation gap", "flag", f"the target's accuracy on its members differs from that on "
+                            f"unseen images by {gap:+.1%} (1 point or less): confidence-based attacks have little to find, so a "
                             "low AUC here is not evidence of privacy for a model that overfits more",
                             "membership-gap"))
     else:

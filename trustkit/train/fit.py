@@ -13,6 +13,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import torch
 from torch import nn
@@ -191,9 +192,14 @@ def warn_if_long(description: str, elapsed: float, steps: int, total_steps: int,
 
 
 def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, device: torch.device,
-        seed: int = 0, test_set: ImageDataset | None = None, augment: str = "none",
+        seed: int = 0, test_set: ImageDataset | None = None,
+        augment: str | Callable[[torch.Tensor, torch.Generator], torch.Tensor] = "none",
         description: str = "train", distributed: Distributed | None = None) -> TrainHistory:
     """Train ``model`` in place on ``train_set``; evaluates ``test_set`` accuracy after every epoch.
+
+    ``augment``: "crop-flip" (the data set's, when ``config.augment``), "none", or a callable applied to every
+    training batch (floats in [0, 1] on ``device``, and the loop's seeded generator), such as the fake-detection
+    protocol's blur + JPEG.
 
     Adversarial recipes (not "clean" or "gaussian") train on all but ``config.validation_size`` images and
     end with the weights of the epoch with the best robust accuracy on those held out (per image the worst case
@@ -236,7 +242,9 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                 index = order[start:start + config.batch_size]
                 x = to_unit_float(images[index].to(device, non_blocking=True))
                 y = labels[index].to(device, non_blocking=True)
-                if config.augment and augment == "crop-flip":
+                if callable(augment):
+                    x = augment(x, generator)
+                elif config.augment and augment == "crop-flip":
                     x = crop_flip(x, generator)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
