@@ -82,6 +82,7 @@ def test_ray_backend_matches_serial_and_isolates_failures(ray_cluster, tmp_path)
     assert ray_cluster.is_initialized()  # a cluster the engine did not start is left running
 
 
+@pytest.mark.slow  # about 1.5 min: a Ray worker is killed and its cell retried (CI runs it with `pytest -m slow`)
 def test_ray_worker_killed_mid_cell_is_retried_and_counted_once(ray_cluster, tmp_path):
     serial = execute(ToyStudy(SEEDS), cache=CellCache(enabled=False))
     study = ToyStudy(SEEDS, kill_once=[2, 5], marker_dir=str(tmp_path))

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 
 from tests.helpers import kill_mid_run, run_script
 
@@ -16,7 +17,7 @@ from trustkit.engine import run_fakes
 run_fakes(FakesConfig(dataset="digits", generators=["dcgan", "conv-vae"], n_train=200, n_val=50, n_test=100,
                       eps=[8 / 255, 0.25], perturbations=["jpeg-75"], out=sys.argv[1]))
 """
-FAKES_CELLS = 3 * 2 + 2 * 1 * 2  # detectors × generators, then evasion: generators × cnn × eps
+FAKES_CELLS = 3 * 2 + 2 * 1 * 2 + 2  # detectors × generators, evasion: generators × cnn × eps, realism per generator
 FAKES_COLUMNS = ["kind", "detector", "train_generator", "test_generator", "condition", "eps", "auc", "ap",
                  "accuracy", "threshold"]
 
@@ -51,6 +52,7 @@ AUDIT_COLUMNS = ["kind", "layer", "attack", "mitigation", "utility_accuracy", "p
                  "reid_top5"]
 
 
+@pytest.mark.slow  # 1.5–2.5 min on 2 cores; the bench, fakes and membership resume tests cover the engine's resume
 def test_privacy_audit_killed_mid_study_resumes_with_identical_results(tmp_path, monkeypatch):
     from trustkit.train.zoo import ensure_trained  # train first so the kill lands among the cells
 
