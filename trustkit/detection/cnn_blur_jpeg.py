@@ -8,19 +8,17 @@ Each image of each training batch (real and fake alike), independently:
 
 Wang et al. train on one generator (ProGAN) with this augmentation and test on many others; it is what makes
 their detector generalise and survive the degradations of the web. Validation (threshold calibration) and test
-images are not augmented. Blur is torchvision's ``gaussian_blur``, JPEG Pillow's encoder and decoder; every draw
+images are not augmented. Blur is torchvision's ``gaussian_blur``, JPEG Pillow's encoder and decoder (the ``jpeg`` defense's round trip); every draw
 comes from the fit loop's seeded generator, so a run is repeatable on one machine.
 """
 from __future__ import annotations
 
-import io
 import math
 
-import numpy as np
 import torch
-from PIL import Image
 from torchvision.transforms.v2 import functional as tvf
 
+from trustkit.defenses.transforms import JPEG
 from trustkit.detection.cnn import CNNDetector
 
 BLUR_PROBABILITY, SIGMA_MAX = 0.5, 3.0  # σ in pixels
@@ -34,16 +32,6 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     if radius < 1:
         return image
     return tvf.gaussian_blur(image, [2 * radius + 1] * 2, [sigma, sigma])
-
-
-def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """A JPEG round trip (Pillow) of one C×H×W float image at ``quality``."""
-    pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, "JPEG", quality=quality)
-    decoded = np.asarray(Image.open(buffer))
-    decoded = decoded[..., None] if decoded.ndim == 2 else decoded
-    return torch.from_numpy(decoded.copy()).permute(2, 0, 1).float() / 255.0
 
 
 def blur_jpeg(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -62,7 +50,7 @@ def blur_jpeg(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if blur[i]:
             image = _blur(image, float(sigmas[i]))
         if jpeg[i]:
-            image = _jpeg(image, int(qualities[i]))
+            image = JPEG(int(qualities[i])).transform(image[None])[0]  # Pillow's round trip, as the defense's
         out[i] = image
     return out.to(x.device)
 
