@@ -2,6 +2,7 @@
 
     python benchmarks/attack_speed.py --dataset mnist --model cnn --data-root ../shared/data
     python benchmarks/attack_speed.py --dataset cifar10 --model resnet20 --eps 8/255 --n 200 --data-root ../shared/data
+    python benchmarks/attack_speed.py --dataset mnist --model cnn --curve 0.05,0.1,0.15,0.2,0.3 --attacks pgd10
 
 Two questions, two tables:
 - generation: images/s to produce adversarial examples for all n images. "trustkit" is the default (samples
@@ -10,6 +11,10 @@ Two questions, two tables:
   input with no attack logic, the floor any k-step gradient attack pays.
 - evaluation: seconds to measure robust accuracy. trustkit attacks only the still-correct images and drops
   each as soon as it is fooled (what `trustkit bench` does); ART generates for all images, then predicts.
+- with --curve EPS,...: seconds for a whole robustness curve of each attack — trustkit as `trustkit bench` runs
+  it (early stopping, and each larger ε attacks only what the smaller ones left standing), trustkit with every
+  ε from scratch (`--independent-eps`), and torchattacks run once per ε on every image — with the robust
+  accuracy at each ε.
 Engines run interleaved (repeat r of every engine, then r+1 ...) so load on a shared machine hits them alike;
 figures are medians over repeats and ratios are taken within this one run. Robust accuracy is printed beside
 every figure as a check that all engines did the same work.
@@ -32,7 +37,7 @@ from common import machine, markdown_table, median, timed  # noqa: E402
 import trustkit  # noqa: E402
 from trustkit.attacks import make_attack, parse_eps  # noqa: E402
 from trustkit.attacks.art_bridge import art_classifier  # noqa: E402
-from trustkit.attacks.evaluate import clean_predictions, run_attack  # noqa: E402
+from trustkit.attacks.evaluate import Settled, clean_predictions, run_attack  # noqa: E402
 
 warnings.filterwarnings("ignore")
 Engine = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -117,6 +122,48 @@ def robust(model, x_adv, y) -> float:
         return (model(x_adv).argmax(1) == y).float().mean().item()
 
 
+def curve(model, attack: str, grid: list[float], norm: str, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+          repeats: int, device: torch.device) -> list[list[str]]:
+    """Rows of the curve table for one attack over ``grid`` (see the module docstring)."""
+    import torchattacks
+
+    clean = clean_predictions(model, x.cpu(), batch_size=batch_size, device=device)
+    correct = clean.label == y.cpu()
+
+    def trustkit_curve(reuse: bool) -> list[float]:
+        settled, accuracy = None, []
+        for eps in grid:
+            registry_name, params, _ = attack_config(attack, eps)
+            torch.manual_seed(0)
+            outcome = run_attack(model, make_attack(registry_name, eps, norm, **params), x.cpu(), y.cpu(), clean,
+                                 batch_size=batch_size, device=device, settled=settled if reuse else None)
+            settled = Settled.from_outcome(outcome, y.cpu(), None)
+            accuracy.append(((outcome.adversarial.label == y.cpu()) & correct).float().mean().item())
+        return accuracy
+
+    def torchattacks_curve() -> list[float]:
+        accuracy = []
+        for eps in grid:
+            _, params, steps = attack_config(attack, eps)
+            ta = torchattacks.PGD(model, eps=eps, alpha=params["alpha"], steps=steps)
+            torch.manual_seed(0)
+            x_adv = torch.cat([ta(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+            accuracy.append(robust(model, x_adv, y))
+        return accuracy
+
+    runs = {"trustkit (bench: early stop + curve reuse)": lambda: trustkit_curve(True),
+            "trustkit, every ε from scratch": lambda: trustkit_curve(False),
+            "torchattacks, once per ε": torchattacks_curve}
+    accuracy = {name: fn() for name, fn in runs.items()}  # warm-up, and the figures
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            seconds[name].append(timed(fn))
+    reference = median(seconds["torchattacks, once per ε"])
+    return [[attack, name, f"{median(seconds[name]):.2f}", f"{reference / median(seconds[name]):.2f}×",
+             " / ".join(f"{a:.1%}" for a in accuracy[name])] for name in runs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist")
@@ -129,6 +176,7 @@ def main() -> None:
     parser.add_argument("--norm", default="linf")
     parser.add_argument("--attacks", default="fgsm,pgd10,pgd40,apgd,cw", help="comma list of fgsm, pgdK, apgd, cw")
     parser.add_argument("--cw-n", type=int, default=100, help="images for C&W (ART's C&W is slow)")
+    parser.add_argument("--curve", default=None, help="an eps grid: time whole robustness curves instead (pgdK)")
     args = parser.parse_args()
 
     eps = parse_eps(args.eps)
@@ -139,6 +187,13 @@ def main() -> None:
     shape, classes = tuple(x_all.shape[1:]), int(model(x_all[:1]).shape[1])
     print(f"# {args.model} on {args.dataset}, eps {args.eps} ({args.norm}), batch {args.batch_size}, median of "
           f"{args.repeats} interleaved repeats; {machine()}")
+    if args.curve:
+        grid = sorted(parse_eps(e) for e in args.curve.split(","))
+        rows = [row for attack in args.attacks.split(",")
+                for row in curve(model, attack, grid, args.norm, x_all, y_all, args.batch_size, args.repeats, device)]
+        print(f"\n## robustness curve over eps {args.curve}\n")
+        print(markdown_table(["attack", "engine", "seconds", "vs torchattacks", "robust accuracy per eps"], rows))
+        return
     generation, evaluation = [], []
     for attack in args.attacks.split(","):
         n = min(args.cw_n, args.n) if attack == "cw" else args.n

@@ -8,7 +8,9 @@ sit from the detector's "real" side.
 Trains the --generators first when missing (``trustkit gen train`` with --gen-epochs), builds the real/fake set,
 trains the CNN detector per generator (its store entry), then per ε of 1, 2, 4, 8/255 runs
 :func:`trustkit.detection.evasion.evade_strongest` (APGD-margin, APGD-CE with --steps, PGD-10; each re-quantised
-to 8 bits; the per-image strongest) and prints AUC, AP and accuracy at the calibrated threshold. Then the ℓ∞
+to 8 bits; the per-image strongest) and prints AUC, AP and accuracy at the calibrated threshold, beside the
+independent reference: torchattacks' APGD-CE with the same steps and its highest-loss point, compared with
+trustkit's APGD-CE before quantisation (both float). Then the ℓ∞
 budget each fake needs to cross the threshold (:func:`flip_budgets`) and the distance of the fakes to the real
 images: the detector's clean margin and the mean ℓ∞ / ℓ2 distance of each fake to its nearest real test image.
 """
@@ -36,6 +38,22 @@ from trustkit.models.store import checkpoint_exists, store_path  # noqa: E402
 from trustkit.runtime import set_quiet  # noqa: E402
 
 EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
+
+
+def torchattacks_apgd_ce(module: torch.nn.Module, fakes: torch.Tensor, eps: float, steps: int) -> np.ndarray:
+    """P(fake) after torchattacks' APGD-CE on the label "fake" (every step spent: its highest-loss point)."""
+    import torchattacks
+
+    from trustkit.detection.base import FAKE
+
+    attack = torchattacks.APGD(module, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce", seed=0)
+    scores = []
+    for start in range(0, len(fakes), 256):
+        x = fakes[start:start + 256].float() / 255
+        _, x_adv = attack.perturb(x, torch.full((len(x),), FAKE), best_loss=True)
+        with torch.no_grad():
+            scores.append(module(x_adv).float().softmax(1)[:, FAKE].double())
+    return torch.cat(scores).numpy()
 
 
 def ensure_generator(name: str, dataset: str, epochs: int, data_root: str | None) -> None:
@@ -104,6 +122,17 @@ def main() -> None:
                                      trained.threshold)
             rows.append([f"{eps * 255:g}/255", "strongest (float)", f"{floating.auc:.4f}", f"{floating.ap:.4f}",
                          f"{floating.accuracy:.1%}", ""])
+            ours = score_quality(np.concatenate([real_scores, done.p_fake_float["apgd-ce"]]), labels,
+                                 trained.threshold)
+            tic = time.perf_counter()
+            reference = torchattacks_apgd_ce(trained.detector.module.eval(), fakes, eps, args.steps)
+            ref_seconds = time.perf_counter() - tic
+            theirs = score_quality(np.concatenate([real_scores, reference]), labels, trained.threshold)
+            for name, quality, took in (("apgd-ce (float)", ours, ""),
+                                        ("torchattacks APGD-CE (float)", theirs, f"{ref_seconds:.0f}")):
+                rows.append([f"{eps * 255:g}/255", name, f"{quality.auc:.4f}", f"{quality.ap:.4f}",
+                             f"{quality.accuracy:.1%}", took])
+                entry.append({"eps": eps, "variant": name, **quality.as_dict()})
             print(f"eps {eps * 255:g}/255 done in {seconds:.0f} s", flush=True)
         print(markdown_table(["ε", "attack", "AUC", "AP", "accuracy", "seconds"], rows))
         grid = tuple(k / 255 for k in (0.5, 1, 2, 3, 4, 6, 8, 12, 16))

@@ -60,6 +60,39 @@ class AttackOutcome:
     broken_by: dict[str, int] = field(default_factory=dict)  # ensemble member -> samples it broke
     queries: torch.Tensor | None = None  # black-box attacks: model queries spent per sample (int64; -1 not attacked)
     targets: torch.Tensor | None = None  # targeted attacks: the target label of each sample
+    broken: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))  # member index per sample
+    reused: int = 0  # samples counted as fooled from a smaller budget of the ε-curve (see Settled)
+
+
+@dataclass
+class Settled:
+    """Per-sample results of the same attack at a smaller budget of an ε-curve, which a larger budget reuses.
+
+    A point fooled at ε_k stays fooled at every ε > ε_k (its perturbation lies in the bigger ball), so a curve
+    attacks at ε only the samples still standing and copies the rest. Robust accuracy at ε is then the fraction
+    that survived the attack at every budget up to ε: the curve never rises with ε (as true robust accuracy
+    cannot), where attacks run at each ε alone can (FGSM often does), and the fooled samples are not paid for
+    again. Random starts are drawn for the standing samples only, so a single figure can differ from a
+    from-scratch run's by the attack's own run-to-run spread (``--independent-eps`` runs that way).
+    """
+
+    fooled: torch.Tensor  # bool: attacked and misclassified at the smaller budget
+    label: torch.Tensor
+    confidence: torch.Tensor
+    linf: torch.Tensor
+    l2: torch.Tensor
+    broken: torch.Tensor  # ensemble member index that broke each sample (-1: none / not an ensemble)
+    gallery_x_adv: torch.Tensor  # the adversarial gallery images (indexed like the gallery)
+    gallery_index: torch.Tensor
+
+    @classmethod
+    def from_outcome(cls, outcome: "AttackOutcome", y: torch.Tensor,
+                     gallery_index: torch.Tensor | None) -> "Settled":
+        fooled = outcome.attacked & (outcome.adversarial.label != y)
+        index = gallery_index if gallery_index is not None else torch.empty(0, dtype=torch.long)
+        return cls(fooled, outcome.adversarial.label.clone(), outcome.adversarial.confidence.clone(),
+                   outcome.linf.clone(), outcome.l2.clone(), outcome.broken.clone(), outcome.gallery_x_adv.clone(),
+                   index)
 
 
 def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
@@ -71,7 +104,8 @@ def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, dev
 def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tensor, clean: Predictions, *,
                batch_size: int, device: torch.device, gallery_index: torch.Tensor | None = None,
                bar: ProgressTask | None = None, unbounded: dict[int, torch.Tensor] | None = None,
-               attack_model: nn.Module | None = None, targets: torch.Tensor | None = None) -> AttackOutcome:
+               attack_model: nn.Module | None = None, targets: torch.Tensor | None = None,
+               settled: Settled | None = None) -> AttackOutcome:
     """Attack every sample the model classifies correctly (a misclassified one is already an adversarial
     example, as in AutoAttack), in batches on ``device``; ``x``/``y`` stay on the CPU.
 
@@ -83,6 +117,10 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
 
     For minimum-norm attacks, ``unbounded`` caches their eps-free search per batch: the first cell of an eps
     grid pays for it, later cells only project it onto their ball.
+
+    ``settled`` (untargeted white-box attacks on deterministic models) holds this attack's results at a smaller
+    budget: the samples it fooled there are not attacked again but keep that adversarial example (see
+    :class:`Settled`).
     """
     if attack.targeted:
         if targets is None or targets.shape != y.shape or bool((targets == y).any()):
@@ -90,7 +128,10 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     aim = targets if attack.targeted else y  # what the attack is given: targets, or the labels to leave
     attacked = clean.label == y
     x_adv = x.clone()
-    rows = attacked.nonzero().squeeze(1)
+    if settled is not None and (attack.targeted or attack.minimum_norm or attack.access == "black-box"):
+        raise ValueError("only untargeted, bounded white-box attacks reuse a smaller budget's results")
+    carried = settled.fooled & attacked if settled is not None else torch.zeros_like(attacked)
+    rows = (attacked & ~carried).nonzero().squeeze(1)
     broken = torch.full((len(x),), -1, dtype=torch.long)
     attack_model = model if attack_model is None else attack_model
     reuse = unbounded is not None and attack.minimum_norm
@@ -114,19 +155,32 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
             bar.advance(len(index))
     if bar is not None and len(rows) < len(x):
         bar.advance(len(x) - len(rows))
-    adversarial = Predictions.from_logits(predict_logits(model, x_adv, batch_size=batch_size, device=device))
+    judged = (~carried).nonzero().squeeze(1)  # carried samples keep the verdict of the smaller budget
+    logits = predict_logits(model, x_adv[judged], batch_size=batch_size, device=device)
+    adversarial = Predictions(clean.label.clone(), clean.confidence.clone(), None)
+    if len(judged):
+        fresh = Predictions.from_logits(logits)
+        adversarial.label[judged], adversarial.confidence[judged] = fresh.label, fresh.confidence
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     linf, l2 = perturbation_norms(x_adv, x)
     gallery = x_adv[gallery_index] if gallery_index is not None else torch.empty(0)
+    if settled is not None and bool(carried.any()):
+        adversarial.label[carried], adversarial.confidence[carried] = settled.label[carried], settled.confidence[carried]
+        linf[carried], l2[carried], broken[carried] = settled.linf[carried], settled.l2[carried], settled.broken[carried]
+        if gallery_index is not None and len(gallery_index):
+            if not torch.equal(settled.gallery_index, gallery_index):
+                raise ValueError("a settled ε-curve record belongs to another gallery")
+            keep = carried[gallery_index].view(-1, *[1] * (x.ndim - 1))
+            gallery = torch.where(keep, settled.gallery_x_adv, gallery)
     member_names = getattr(attack, "members", None)
     breakdown = {}
     if member_names is not None:
         succeeded = adversarial.label != y
         breakdown = {name: int(((broken == i) & succeeded).sum()) for i, name in enumerate(member_names)}
     return AttackOutcome(attack, adversarial, linf, l2, attacked, seconds, gallery, breakdown, queries,
-                         targets if attack.targeted else None)
+                         targets if attack.targeted else None, broken, int(carried.sum()))
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:

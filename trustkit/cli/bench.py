@@ -66,6 +66,14 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
               help="Target labels of targeted attacks (-p targeted=true): a seeded random other class, or the "
                    "class the clean image scores lowest. Never the true label.")
 @opt.precision()
+@click.option("--independent-eps", is_flag=True,
+              help="Attack every budget of the eps grid from scratch. By default a larger budget attacks only the "
+                   "images the same attack left standing at the smaller ones (a point fooled at eps stays fooled at "
+                   "every larger eps): the curve cannot rise with eps and fooled images are not paid for twice; "
+                   "results.csv's 'reused' column counts the carried images.")
+@opt.compile_model("torch.compile the attacked model, kept only if it is measured faster on a batch of the run's own "
+                   "images (worth it on a GPU; on the CPU trustkit stays eager: measured slower there). run.json "
+                   "records the decision.")
 @click.option("--no-probes", is_flag=True,
               help="Skip the model sanity probes (unbounded attack, gradients, outputs, randomness).")
 @click.option("--suite", "-s", help="Run a benchmark suite instead: a name (`trustkit list suites`) or a YAML file. "
@@ -82,7 +90,8 @@ def bench_workload(name: str) -> Callable[[click.Command], click.Command]:
 @opt.own_model_data_options
 def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_code: bool, dataset: str,
           eps: tuple[str, ...], norm: str, n: int | None, batch_size: int, steps: int | None, alpha: float | None,
-          restarts: int | None, params: tuple[str, ...], engine: str, targets: str, precision: str, no_probes: bool,
+          restarts: int | None, params: tuple[str, ...], engine: str, targets: str, precision: str,
+          independent_eps: bool, compile_model: bool, no_probes: bool,
           suite: str | None, jobs: int, no_cache: bool, max_cells: int, backend: str, ray_address: str | None,
           defenses: tuple[str, ...], device: str, seed: int, out: str, data_root: str | None,
           download: bool, **own: Any) -> None:
@@ -125,7 +134,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
         result = run_suite(suite, out=out, device=device, data_root=data_root, download=download, jobs=jobs,
                            use_cache=not no_cache, probes=not no_probes, n=n, max_cells=max_cells, trust_code=trust_code,
                            seed=seed if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE else None,
-                           backend=backend, ray_address=ray_address)
+                           backend=backend, ray_address=ray_address, curve_reuse=not independent_eps)
         print_results(result.results, result.checks)
         print_parts(result)
         click.echo(f"report: {result.report}")
@@ -142,7 +151,8 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
                                                              ("restarts", restarts)) if v is not None},
                                         **dict(parse_param(p) for p in params)}, jobs=jobs, use_cache=not no_cache,
                          defenses=opt.split_list(defenses), targets=targets, precision=precision, max_cells=max_cells,
-                         trust_code=trust_code, backend=backend, ray_address=ray_address)
+                         trust_code=trust_code, backend=backend, ray_address=ray_address,
+                         curve_reuse=not independent_eps, compile=compile_model)
     result = run_bench(config)
     print_results(result.results, result.checks)
     click.echo(f"report: {result.report}")

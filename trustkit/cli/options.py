@@ -268,6 +268,11 @@ def param(help: str, *, metavar: str = "KEY=VALUE") -> Decorator:  # noqa: A002
     return click.option("--param", "-p", "params", multiple=True, metavar=metavar, help=help)
 
 
+def compile_model(help_text: str) -> Decorator:
+    """--compile: torch.compile the model (train: always; bench: where measured faster)."""
+    return click.option("--compile", "compile_model", is_flag=True, help=help_text)
+
+
 def precision() -> Decorator:
     """--precision: the number type of attack iterations' gradients (trustkit.attacks.precision)."""
     return click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,

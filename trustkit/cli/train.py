@@ -34,7 +34,7 @@ from trustkit.cli import options as opt
                    "x + SIGMA·N(0, I), SIGMA in pixel units of [0, 1] (0.25, 0.5, 1.0 are the usual levels). Stored "
                    "as e.g. cnn-mnist-gaussian-sigma0.25, the base model `trustkit certify --sigma 0.25` uses. "
                    "Not with --adv.")
-@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (worth it on a GPU).")
+@opt.compile_model("torch.compile the model (worth it on a GPU).")
 def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None,
           schedule: str | None, seed: int, device: str, data_root: str | None, download: bool, out: str | None,
           recipe: str, eps: str | None, alpha: float | None, attack_steps: int | None, beta: float | None,

@@ -32,12 +32,13 @@ def run_bench(config: BenchConfig, *, model: Any = None) -> RunResult:
 def run_suite(suite_name: str, *, out: str = "reports", device: str = "auto", data_root: str | None = None,
               download: bool = False, jobs: int = 1, use_cache: bool = True, probes: bool = True,
               max_cells: int = MAX_CELLS, n: int | None = None, seed: int | None = None, trust_code: bool = False,
-              backend: str = "local", ray_address: str | None = None) -> RunResult:
+              backend: str = "local", ray_address: str | None = None, curve_reuse: bool = True) -> RunResult:
     """Run every cell of a suite (name or YAML path), reusing cached cells; ``n``/``seed`` override the file's.
-    ``trust_code`` comes from the command line only: a suite file cannot grant it."""
+    ``trust_code`` comes from the command line only: a suite file cannot grant it. ``curve_reuse`` as in
+    :class:`BenchConfig`."""
     study = suite_study(suite_name, n=n, seed=seed, jobs=jobs, device=device, data_root=data_root,
                         download=download, probes=probes, max_cells=max_cells, trust_code=trust_code,
-                        use_cache=use_cache)
+                        use_cache=use_cache, curve_reuse=curve_reuse)
     return run(study, out=out, device=device, backend=backend, jobs=capped_jobs(jobs, backend),
                use_cache=use_cache, ray_address=ray_address)
 

@@ -127,6 +127,7 @@ def _section(results: list, info: dict[str, Any]) -> dict[str, Any]:
         "strength": evaluation_strength(frame),
         "card": {"dataset": first.dataset, "entries": robustbench_entries(frame)},
         "rand_note": any(r.get("attack") == "strong-rand" for r in rows),
+        "reused": int(sum(r.data["row"].get("reused", 0) for r in results)),
     }
 
 

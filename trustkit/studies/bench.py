@@ -25,14 +25,15 @@ from trustkit.runtime import check_run_options, log
 from trustkit.sanity import Check, run_checks
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import (Cell, GroupContext, build_cell_attack, build_context, cell_key,
-                                          defense_cells, evaluate_cell, model_info, probe_checks, probe_key)
+                                          compile_group, curve_cells, defense_cells, evaluate_cell, model_info,
+                                          probe_checks, probe_key)
 
 MAX_CELLS = 10_000  # a run expanding past this is refused before anything runs (--max-cells raises it)
 RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "targets",
                   "attack_params", "precision", "norm", "eps", "seed", "n",
                   "clean_accuracy", "robust_accuracy", "robust_ci_low", "robust_ci_high", "success_rate",
                   "mean_linf", "mean_l2", "max_linf", "max_l2", "mean_adv_confidence", "queries", "seconds",
-                  "broken_by"]
+                  "broken_by", "reused"]
 PER_CLASS_COLUMNS = ["model", "dataset", "defense", "evaluation", "attack", "engine", "norm", "eps", "class_index",
                      "class_name", "n", "clean_accuracy", "robust_accuracy"]
 # the columns that tell a bench study's rows apart (the terminal table shows those that vary)
@@ -49,7 +50,10 @@ class BenchConfig:
     them (e.g. steps); ``strict_params`` too, but each must be taken by at least one attack.
     ``probes`` runs the model sanity probes (unbounded attack, gradients, outputs) on 100 images;
     ``use_cache`` reuses finished cells from ``$TRUSTKIT_HOME/cells``. ``defenses`` (e.g. ``["none", "jpeg"]``)
-    wraps the model in input defenses, each attacked naive and adaptive (BPDA/EOT). ``trust_code`` allows
+    wraps the model in input defenses, each attacked naive and adaptive (BPDA/EOT). ``curve_reuse`` (default)
+    lets each budget of an ε grid attack only the samples the same attack left standing at the smaller budgets
+    (untargeted white-box bounded attacks; ``reused`` counts the rest); False attacks every ε from scratch.
+    ``trust_code`` allows
     TorchScript / ``package.module:factory`` models, which run their own code when loaded (``--trust-code``).
     ``backend`` is where cells run (``local``, ``processes``, ``ray``; ``ray_address`` joins a cluster).
     """
@@ -79,6 +83,8 @@ class BenchConfig:
     trust_code: bool = False  # the user's consent to models that are programs (TorchScript, factories)
     backend: str = "local"  # where cells run: "local" (with jobs > 1: processes), "processes", "ray"
     ray_address: str | None = None  # --backend ray: join this cluster ("auto", "HOST:PORT"); None starts one
+    curve_reuse: bool = True  # larger budgets attack only what smaller ones left standing (same attack)
+    compile: bool = False  # torch.compile the attacked model where measured faster (trustkit.models.compiled)
 
 
 def capped_jobs(jobs: int, backend: str = "local") -> int:
@@ -113,6 +119,7 @@ class BenchStudy:
     trust_code: bool = False
     probes: bool = True
     model: Any = None  # an nn.Module replacing every cell's model (Python callers; never cached)
+    compile: bool = False  # torch.compile each group's model where measured faster (CUDA)
 
     # --- what the engine asks -----------------------------------------------------------------------------
     def cells(self) -> Sequence[Cell]:
@@ -137,9 +144,11 @@ class BenchStudy:
         if state.fingerprint is None:
             return None
         return cell_key(cell, state.fingerprint, state.data_fingerprint, build_cell_attack(state, cell).params(),
-                        device_type)
+                        device_type, compiled=self.compile and device_type != "cpu")
 
     def run(self, cell: Cell, state: GroupContext, device: torch.device, bar: Progress | None) -> dict[str, Any]:
+        if self.compile and state.compile_info is None:
+            compile_group(state, cell.batch_size, device)
         return evaluate_cell(state, cell, device, bar)
 
     def portable(self, state: GroupContext) -> GroupContext:
@@ -151,6 +160,10 @@ class BenchStudy:
     def finish_group(self, cells: Sequence[Cell], state: GroupContext, device: torch.device,
                      memo: Memo) -> dict[str, Any]:
         info = model_info(state)
+        if self.compile:
+            if state.compile_info is None:
+                compile_group(state, cells[0].batch_size, device)
+            info["compile"] = state.compile_info
         if self.probes:
             info["probes"] = memo(probe_key(state, cells[0], device.type),
                                   lambda: {"checks": probe_checks(state, cells[0], device)})["checks"]
@@ -211,17 +224,20 @@ def bench_study(config: BenchConfig, *, model: Any = None) -> BenchStudy:
                   precision=config.precision)
              for m in models for defense, evaluation in defense_cells(config.defenses)
              for attack in attacks for eps in eps_grid]
+    if config.curve_reuse:
+        cells = curve_cells(cells, config.batch_size)
     names = [a.name for a in attacks]
     settings = {**asdict(config), "eps": eps_grid, "attacks": names}
     label = f"{'+'.join(a.replace('art:', 'art-') for a in names)[:60]}-{{models}}-{spec.name}"
     return BenchStudy(cells, settings, "bench", label, f"How far can you trust {{models}} on {spec.name}?",
                       f"Robustness report · {', '.join(names)} · {{n}} test images", config.data_root, config.download,
-                      config.trust_code, config.probes, model)
+                      config.trust_code, config.probes, model, config.compile)
 
 
 def suite_study(name_or_path: str, *, n: int | None = None, seed: int | None = None, jobs: int = 1,
                 device: str = "auto", data_root: str | None = None, download: bool = False, probes: bool = True,
-                max_cells: int = MAX_CELLS, trust_code: bool = False, use_cache: bool = True) -> BenchStudy:
+                max_cells: int = MAX_CELLS, trust_code: bool = False, use_cache: bool = True,
+                curve_reuse: bool = True) -> BenchStudy:
     """A suite (name or YAML path) as a bench study; ``n``/``seed`` override the file's. ``trust_code`` comes
     from the command line only: a suite file cannot grant it."""
     from trustkit.studies.suite import load_suite
@@ -232,7 +248,7 @@ def suite_study(name_or_path: str, *, n: int | None = None, seed: int | None = N
     check_cell_count(suite.cell_count(), max_cells, f"suite {suite.name}")
     for attack in suite.attacks:  # surface bad attack parameters before any training
         attack.build(suite.threat_models[0][1][0], suite.threat_models[0][0], suite.batch_size)
-    cells = suite.cells()
+    cells = curve_cells(suite.cells(), suite.batch_size) if curve_reuse else suite.cells()
     settings = {"suite": suite.name, "suite_file": suite.source, "description": suite.description,
                 "models": suite.models, "datasets": suite.datasets, "attacks": [a.describe() for a in suite.attacks],
                 "threat_models": [{"norm": norm, "eps": grid} for norm, grid in suite.threat_models],

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from trustkit.attacks import Attack, format_eps
-from trustkit.attacks.evaluate import (Predictions, choose_targets, clean_predictions, per_class_robust_accuracy,
-                                       run_attack, summarize)
+from trustkit.attacks.evaluate import (Predictions, Settled, choose_targets, clean_predictions,
+                                       per_class_robust_accuracy, run_attack, summarize)
 from trustkit.attacks.precision import attack_precision
 from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
@@ -50,6 +50,8 @@ class Cell:
     evaluation: str = "standard"  # "standard" (no defense), "naive" or "adaptive" (see trustkit.defenses)
     targets: str = ""  # targeted attacks: how target labels are drawn ("random", "least-likely"); "" untargeted
     precision: str = "fp32"  # gradients of attack iterations (trustkit.attacks.precision); verdicts always fp32
+    below: tuple[float, ...] = ()  # ε-curve reuse: this attack's smaller budgets of the grid (ascending), whose
+    # fooled samples count as fooled here without being attacked again (see trustkit.attacks.evaluate.Settled)
 
     @property
     def group(self) -> tuple[str, str, str, int | None, int, int]:
@@ -60,7 +62,8 @@ class Cell:
         return {"model": self.model, "dataset": self.dataset, "defense": self.defense, "evaluation": self.evaluation,
                 "attack": self.attack.describe(), "norm": self.norm, "eps": self.eps, "n": self.n,
                 "seed": self.seed, "batch_size": self.batch_size, "targets": self.targets,
-                **({"precision": self.precision} if self.precision != "fp32" else {})}
+                **({"precision": self.precision} if self.precision != "fp32" else {}),
+                **({"reuses_eps": list(self.below)} if self.below else {})}
 
     def title(self) -> str:
         defense = "" if self.defense == "none" else f" + {self.defense} ({self.evaluation})"
@@ -82,11 +85,12 @@ def defense_cells(defenses: list[str]) -> list[tuple[str, str]]:
 
 
 def cell_key(cell: Cell, model_fingerprint: str, data_fingerprint: str, attack_params: dict[str, Any],
-             device_type: str) -> str:
+             device_type: str, compiled: bool = False) -> str:
     """Everything that decides a cell's numbers: the cell, the model's bytes, the exact test tensors, every
-    resolved attack parameter (defaults included), the device type, trustkit's code and library versions."""
+    resolved attack parameter (defaults included), the device type (and whether torch.compile may run the model:
+    fused kernels round differently), trustkit's code and library versions."""
     return cache_key({"cell": cell.describe(), "model": model_fingerprint, "data": data_fingerprint,
-                      "attack_params": attack_params, "device": device_type})
+                      "attack_params": attack_params, "device": device_type, **({"compile": True} if compiled else {})})
 
 
 def model_fingerprint(loaded: LoadedModel) -> str | None:
@@ -116,12 +120,16 @@ class GroupContext:
     defense: Any = None
     unbounded: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)  # minimum-norm search results
     min_norms: dict[str, list[float | None]] = field(default_factory=dict)  # their per-image sizes, once per search
+    settled: dict[Cell, Settled] = field(default_factory=dict)  # ε-curve reuse: per-sample results of each cell
+    finished: dict[Cell, dict[str, Any]] = field(default_factory=dict)  # cells computed early for a curve
+    compile_info: dict[str, Any] | None = None  # --compile: what trustkit.models.compiled decided for this group
 
     def to(self, device: torch.device) -> "GroupContext":
         """This context with its models on ``device`` (tensors stay on the CPU; attacks move batches)."""
-        module = self.loaded.module.to(device)
+        module = getattr(self.loaded.module, "_orig_mod", self.loaded.module).to(device)  # compiled: the eager one
         base = self.base.to(device) if self.base is not None else None
-        return replace(self, loaded=replace(self.loaded, module=module), base=base, unbounded={}, min_norms={})
+        return replace(self, loaded=replace(self.loaded, module=module), base=base, unbounded={}, min_norms={},
+                       settled={}, finished={}, compile_info=None)
 
 
 def build_context(cell: Cell, device: torch.device, data_root: str | None, download: bool = False,
@@ -146,6 +154,18 @@ def build_context(cell: Cell, device: torch.device, data_root: str | None, downl
     randomized = defense is None and is_randomized(loaded.module, x, device)
     return GroupContext(loaded, spec, x, y, clean, gallery_index, fingerprint, tensor_fingerprint(x, y), randomized,
                         base, defense)
+
+
+def compile_group(ctx: GroupContext, batch_size: int, device: torch.device) -> None:
+    """``--compile``: replace the group's model by its torch.compile'd version when that is measured faster on a
+    batch of the group's own images (:func:`trustkit.models.compiled.compile_if_faster`), and record why."""
+    from trustkit.models.compiled import compile_if_faster
+    from trustkit.runtime import log
+
+    batch = slice(0, min(batch_size, len(ctx.y)))
+    module, ctx.compile_info = compile_if_faster(ctx.loaded.module, ctx.x[batch].to(device), ctx.y[batch].to(device))
+    ctx.loaded = replace(ctx.loaded, module=module)
+    log(f"--compile on {ctx.loaded.name}: {ctx.compile_info['reason']}")
 
 
 def is_randomized(model: torch.nn.Module, x: torch.Tensor, device: torch.device, samples: int = 16) -> bool:
@@ -214,8 +234,49 @@ class _SamplesBar:
         self.bar.note(text)
 
 
+def reuses_smaller_eps(spec: AttackSpec, norm: str, eps: float, batch_size: int, targets: str) -> bool:
+    """Whether an ε-curve of this attack may reuse smaller budgets: untargeted, bounded (not minimum-norm: those
+    share one search already) and white-box (a black-box attack's per-sample query counts would not add up)."""
+    if targets:
+        return False
+    attack = spec.build(eps, norm, batch_size)
+    return not (attack.targeted or attack.minimum_norm or attack.access == "black-box")
+
+
+def curve_cells(cells: list[Cell], batch_size: int) -> list[Cell]:
+    """``cells`` with ``below`` set: each eligible cell lists the smaller budgets of its own ε-curve (same model,
+    data, defense, evaluation, attack, norm, targets and precision)."""
+    grids: dict[tuple, list[float]] = {}
+    curve = lambda c: (c.group, c.evaluation, c.attack, c.norm, c.targets, c.precision, c.suite)  # noqa: E731
+    for cell in cells:
+        grids.setdefault(curve(cell), []).append(cell.eps)
+    eligible: dict[tuple, bool] = {}
+    out = []
+    for cell in cells:
+        key = (cell.attack, cell.norm, cell.targets)
+        if key not in eligible:
+            eligible[key] = reuses_smaller_eps(cell.attack, cell.norm, cell.eps, batch_size, cell.targets)
+        smaller = tuple(sorted(e for e in set(grids[curve(cell)]) if e < cell.eps))
+        out.append(replace(cell, below=smaller) if eligible[key] and smaller else cell)
+    return out
+
+
+def _settled_below(ctx: GroupContext, cell: Cell, device: torch.device) -> Settled | None:
+    """The results of ``cell``'s attack at the largest smaller budget of its curve, computing that cell (and,
+    recursively, its own smaller ones) when this process has not: every process gets the same numbers."""
+    if not cell.below or ctx.randomized or (ctx.defense is not None and ctx.defense.randomized):
+        return None  # a randomised model's verdict on the same point can change: no reuse
+    smaller = replace(cell, eps=cell.below[-1], below=cell.below[:-1])
+    if smaller not in ctx.settled:
+        ctx.finished[smaller] = evaluate_cell(ctx, smaller, device)  # served when the engine reaches that cell
+    return ctx.settled[smaller]
+
+
 def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Progress | None = None) -> dict[str, Any]:
     """Run one cell on a prepared group: its result row, per-class rows, gallery images and attack parameters."""
+    if cell in ctx.finished:  # computed already as the smaller budget of another cell's ε-curve
+        return ctx.finished.pop(cell)
+    settled = _settled_below(ctx, cell, device)
     seed_everything(cell.seed)
     attack = build_cell_attack(ctx, cell)
     targets = (choose_targets(cell.targets, ctx.clean, ctx.y, ctx.spec.num_classes, cell.seed)
@@ -226,12 +287,14 @@ def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Prog
                              device=device, gallery_index=ctx.gallery_index,
                              bar=_SamplesBar(bar, len(ctx.y)) if bar is not None else None,
                              unbounded=ctx.unbounded.setdefault(search_key, {}),
-                             attack_model=attacker_view(ctx, cell), targets=targets)
+                             attack_model=attacker_view(ctx, cell), targets=targets, settled=settled)
+    if not (attack.targeted or attack.minimum_norm or attack.access == "black-box"):  # a curve may build on it
+        ctx.settled[cell] = Settled.from_outcome(outcome, ctx.y, ctx.gallery_index)
     row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
            "evaluation": evaluation_label(ctx, cell), "attack": attack.name if cell.attack.engine == "trustkit"
            else cell.attack.name, "engine": cell.attack.engine, "norm": cell.norm, "eps": cell.eps,
            "seed": cell.seed, "queries": float("nan"), "targets": cell.targets if attack.targeted else "",
-           "precision": cell.precision,
+           "precision": cell.precision, "reused": outcome.reused,
            "attack_params": describe_params(attack), **summarize(outcome, ctx.y, ctx.clean)}
     per_class = [{"class_name": ctx.spec.class_names[r["class_index"]], **r}
                  for r in per_class_robust_accuracy(outcome, ctx.y, ctx.clean, ctx.spec.num_classes)]
