@@ -11,6 +11,7 @@ from trustkit.attacks.deepfool import DeepFool
 from trustkit.attacks.ensemble import StrongEnsemble, StrongRandEnsemble
 from trustkit.attacks.fab import FAB
 from trustkit.attacks.fgsm import FGSM
+from trustkit.attacks.fmn import FMN
 from trustkit.attacks.hopskipjump import HopSkipJump
 from trustkit.attacks.mifgsm import MIFGSM
 from trustkit.attacks.pgd import PGD
@@ -31,6 +32,7 @@ ATTACKS.add("fab", FAB, summary="FAB, fast adaptive boundary attack: minimally d
 ATTACKS.add("fab-t", functools.partial(FAB, targets=9), summary="targeted FAB over the 9 runner-up classes (FAB-T, AutoAttack's member)")
 ATTACKS.add("cw", CarliniWagnerL2, summary="Carlini-Wagner L2, minimum-norm (Carlini & Wagner 2017)",
             aliases=("cw-l2", "carlini-wagner"))
+ATTACKS.add("fmn", FMN, summary="Fast Minimum-Norm attack, linf and l2 (Pintor et al. 2021)")
 ATTACKS.add("deepfool", DeepFool, summary="DeepFool, minimum-norm (Moosavi-Dezfooli et al. 2016)")
 ATTACKS.add("strong", StrongEnsemble, summary="AutoAttack's standard ensemble: APGD-CE, APGD-T, FAB-T, Square-5000, "
             "each on the points still standing (Croce & Hein 2020)", aliases=("autoattack",))
@@ -41,7 +43,7 @@ ATTACKS.add("hopskipjump", HopSkipJump, summary="HopSkipJump, decision-based bla
             "under a per-image query budget", aliases=("hsj",))
 
 
-__all__ = ["APGD", "ATTACKS", "AttackFactory", "BIM", "MIFGSM", "NORMS", "Attack", "CarliniWagnerL2", "DeepFool", "FAB", "FGSM", "HopSkipJump", "PGD",
+__all__ = ["APGD", "ATTACKS", "AttackFactory", "BIM", "MIFGSM", "NORMS", "Attack", "CarliniWagnerL2", "DeepFool", "FAB", "FGSM", "FMN", "HopSkipJump", "PGD",
            "Square", "StrongEnsemble", "StrongRandEnsemble", "ThreatModel", "accepted_params", "attack_class",
            "supported_norms", "format_eps", "make_attack", "parse_eps",
            "perturbation_norms"]
