@@ -124,3 +124,14 @@ def test_train_on_must_be_one_of_the_generators(capsys, digit_generators):
     code, _, err = run_cli(capsys, "bench", "fakes", "--dataset", "digits", "--generators", "dcgan",
                            "--n-train", "200", "--n-test", "100", "--train-on", "conv-vae")
     assert code == 2 and err.count("\n") == 1 and "add it to --generators" in err, err
+
+
+def test_eps_none_skips_the_evasion(tmp_path, capsys, digit_generators):
+    from tests.helpers import run_cli
+
+    code, _, err = run_cli(capsys, "bench", "fakes", "--dataset", "digits", "--generators", "dcgan",
+                           "--n-train", "100", "--n-val", "30", "--n-test", "40", "--detectors", "cnn",
+                           "--eps", "none", "--degradations", "none", "--no-realism", "--out", str(tmp_path))
+    assert code == 0, err
+    results = pd.read_csv(next(tmp_path.iterdir()) / "results.csv")
+    assert not results["kind"].str.startswith("evasion").any() and (results["kind"] == "cross-generator").any()

@@ -48,7 +48,7 @@ def eval_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="cnndetection: Wang et al. 2020 — cnn and cnn-blur-jpeg (unless --detectors) trained on "
                           "one generator (--train-on, default the first), tested on all; AP per test generator."),
         click.option("--no-realism", is_flag=True, help="Skip the domain FID of each generator against real images."),
-        opt.eps("Evasion budgets (linf, pixel scale; default 1/255,2/255,4/255,8/255)."),
+        opt.eps("Evasion budgets (linf, pixel scale; default 1/255,2/255,4/255,8/255); 'none' skips the evasion."),
         opt.attack_steps("APGD steps of the evasion attacks (margin and cross-entropy; PGD-10 runs beside them).",
                          default=100),
         click.option("--degradations", multiple=True,
@@ -76,7 +76,8 @@ def fakes_config(**options: Any):  # noqa: ANN201 - FakesConfig
     if options.get("no_realism"):
         config.realism = False
     if options.get("eps"):
-        config.eps = split(options["eps"])
+        chosen = split(options["eps"])
+        config.eps = [] if chosen == ["none"] else chosen
     if "attack_steps" in options:
         config.attack_steps = options["attack_steps"]
     if options.get("degradations"):
