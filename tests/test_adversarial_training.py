@@ -39,8 +39,8 @@ def test_validation_split_is_disjoint_and_seeded():
     assert torch.equal(held, validation_split(1000, 512, 0)[1])
 
 
-@pytest.mark.parametrize("recipe", ["n-fgsm", "fgsm-rs", "pgd",
-                                    pytest.param("trades", marks=pytest.mark.slow)])  # trades: ~1 min, CI's slow run
+@pytest.mark.parametrize("recipe", [pytest.param("n-fgsm", marks=pytest.mark.slow), "fgsm-rs", "pgd",
+                                    pytest.param("trades", marks=pytest.mark.slow)])  # ~1 min each, CI's slow run
 def test_adversarial_training_buys_robustness(tmp_path, digits_cnn, recipe):
     eps = 0.15
     result = train_model("cnn", "digits", recipe=recipe, eps=eps, epochs=12, attack_steps=3, guard_queries=100,

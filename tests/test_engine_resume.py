@@ -29,6 +29,7 @@ def _home_with_generators(trustkit_home, home):  # noqa: ANN001, ANN202 - the se
     return home
 
 
+@pytest.mark.slow  # ~1 min on 2 cores (CI's slow run); the bench and membership resume tests stay in the default run
 def test_fakes_killed_mid_study_resumes_with_identical_results(tmp_path, digit_generators, trustkit_home):
     home = _home_with_generators(trustkit_home, tmp_path / "home")
     done = kill_mid_run(FAKES_SCRIPT, tmp_path / "killed", home, cells_before_kill=2, total=FAKES_CELLS)
@@ -52,7 +53,7 @@ AUDIT_COLUMNS = ["kind", "layer", "attack", "mitigation", "utility_accuracy", "p
                  "reid_top5"]
 
 
-@pytest.mark.slow  # 1.5–2.5 min on 2 cores; the bench, fakes and membership resume tests cover the engine's resume
+@pytest.mark.slow  # 1.5–2.5 min on 2 cores; the bench and membership resume tests cover the engine's resume
 def test_privacy_audit_killed_mid_study_resumes_with_identical_results(tmp_path, monkeypatch):
     from trustkit.train.zoo import ensure_trained  # train first so the kill lands among the cells
 
