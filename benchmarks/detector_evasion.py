@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=500)
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsets, the fakes and the detector")
     parser.add_argument("--json")
     args = parser.parse_args()
     set_quiet(True)
@@ -95,12 +96,12 @@ def main() -> None:
         ensure_generator(name, args.dataset, args.gen_epochs, args.data_root)
     tic = time.perf_counter()
     images = build_fake_set(args.dataset, generators, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
-                            data_root=args.data_root)
+                            seed=args.seed, data_root=args.data_root)
     print(f"fake set {time.perf_counter() - tic:.0f} s", flush=True)
     report: dict = {"machine": machine(), "args": vars(args), "generators": {}}
     for generator in generators:
         tic = time.perf_counter()
-        trained = train_detector("cnn", images, generator, device=device)
+        trained = train_detector("cnn", images, generator, seed=args.seed, device=device)
         print(f"\n## cnn detector on {args.dataset} / {generator}: trained in {time.perf_counter() - tic:.0f} s, "
               f"threshold {trained.threshold:.4f}", flush=True)
         x, y = images.pair("test", generator)
