@@ -67,6 +67,12 @@ class ThreatModel:
             eps32 = torch.nextafter(eps32, torch.tensor(0.0))
         object.__setattr__(self, "eps32", float(eps32))
 
+    @property
+    def budget(self) -> float:
+        """Largest norm that counts as within eps: one the projection leaves untouched (float32 eps, and for l2
+        its safety margin), so a point found at this size stays where it is after ``project_strict``."""
+        return self.eps32 if self.norm == "linf" else self.eps32 * (1 - L2_MARGIN)
+
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Nearest point (per sample) of the threat model to ``x_adv``: inside the eps-ball around ``x``, in [0, 1]."""
         delta = x_adv - x
@@ -114,6 +120,12 @@ def extend_to_boundary(x_adv: torch.Tensor, x: torch.Tensor, threat: ThreatModel
     size = delta.abs().amax(dim=1) if threat.norm == "linf" else delta.norm(dim=1)
     scale = torch.where(size > 0, threat.eps32 / size.clamp_min(1e-12), torch.ones_like(size))
     return (x + (x_adv - x) * scale.view(-1, *[1] * (x.ndim - 1))).clamp(0.0, 1.0)
+
+
+def row_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample linf or l2 norm of a batch of perturbations (any shape N×...)."""
+    flat = delta.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(dim=1)
 
 
 def perturbation_norms(x_adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

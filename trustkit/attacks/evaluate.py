@@ -95,6 +95,13 @@ class Settled:
                    index)
 
 
+def reuses_smaller_budgets(attack: Attack) -> bool:
+    """Whether a curve of this attack may carry a smaller budget's results (:class:`Settled`): untargeted (a
+    target reached is not the same as fooled), bounded (a minimum-norm search serves the grid already) and
+    white-box (a black-box attack's per-sample query counts would not add up)."""
+    return not (attack.targeted or attack.minimum_norm or attack.access == "black-box")
+
+
 def clean_predictions(model: nn.Module, x: torch.Tensor, *, batch_size: int, device: torch.device) -> Predictions:
     """Predictions on unmodified images."""
     model.eval()
@@ -128,7 +135,7 @@ def run_attack(model: nn.Module, attack: Attack, x: torch.Tensor, y: torch.Tenso
     aim = targets if attack.targeted else y  # what the attack is given: targets, or the labels to leave
     attacked = clean.label == y
     x_adv = x.clone()
-    if settled is not None and (attack.targeted or attack.minimum_norm or attack.access == "black-box"):
+    if settled is not None and not reuses_smaller_budgets(attack):
         raise ValueError("only untargeted, bounded white-box attacks reuse a smaller budget's results")
     carried = settled.fooled & attacked if settled is not None else torch.zeros_like(attacked)
     rows = (attacked & ~carried).nonzero().squeeze(1)

@@ -15,17 +15,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trustkit.attacks.base import L2_MARGIN, Attack
+from trustkit.attacks.base import Attack, row_norms
 from trustkit.errors import InvalidArgumentError
 
 # Gradient coordinates below this fraction of a row's largest one are treated as zero by the projections:
 # they cannot move the linearised logit difference, and 1/|w| would overflow the l2 breakpoints.
 NEGLIGIBLE_WEIGHT = 1e-8
-
-
-def _size(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-row linf or l2 norm of a flattened perturbation N×D."""
-    return delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
 
 
 def project_onto_hyperplane(t: torch.Tensor, w: torch.Tensor, b: torch.Tensor, norm: str) -> torch.Tensor:
@@ -130,15 +125,9 @@ class FAB(Attack):
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         best, size = self._search(model, x, y, bounded=True)
         if self.early_stop:
-            return torch.where((size <= self._budget()).view(-1, *[1] * (x.ndim - 1)), best, x)
+            return torch.where((size <= self.threat.budget).view(-1, *[1] * (x.ndim - 1)), best, x)
         # beyond eps the smallest point found still gives the direction the base class extends to the ball
         return best
-
-    def _budget(self) -> float:
-        """Largest norm that counts as within eps: one the final projection leaves untouched (float32 eps, and
-        for l2 the projection's safety margin), so a success here stays adversarial after ``project_strict``."""
-        eps = self.threat.eps32
-        return eps if self.norm == "linf" else eps * (1 - L2_MARGIN)
 
     def _search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 bounded: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +147,7 @@ class FAB(Attack):
             targets: list[torch.Tensor | None] = [ranking[:, rank] for rank in range(min(self.targets, classes - 1))]
         else:
             targets = [None]
-        budget = self._budget()
+        budget = self.threat.budget
         if bounded and budget <= 0:  # eps = 0: nothing but the misclassified images can count as fooled
             return best, best_size
         stop_at = budget if bounded and self.early_stop else None
@@ -200,15 +189,15 @@ class FAB(Attack):
             steps = project_onto_hyperplane(torch.cat((current, clean)), torch.cat((w, w)), torch.cat((b, b)),
                                             self.norm)
             from_current, from_clean = steps[:len(current)], steps[len(current):]
-            size_current = _size(from_current, self.norm).clamp_min(1e-8)
-            size_clean = _size(from_clean, self.norm).clamp_min(1e-8)
+            size_current = row_norms(from_current, self.norm).clamp_min(1e-8)
+            size_clean = row_norms(from_clean, self.norm).clamp_min(1e-8)
             # lean towards the clean image's projection when the current point is far from the boundary
             alpha = (size_current / (size_current + size_clean)).clamp(0.0, self.alpha_max)[:, None]
             x_new = ((current + self.eta * from_current) * (1 - alpha)
                      + (clean + self.eta * from_clean) * alpha).clamp(0.0, 1.0)
             with torch.no_grad():
                 fooled = model(x_new.view_as(s["x"])).float().argmax(dim=1) != s["y"]
-            size = _size(x_new - clean, self.norm)
+            size = row_norms(x_new - clean, self.norm)
             better = fooled & (size < s["best_size"])
             result[active[better]] = x_new[better].view(-1, *x.shape[1:])
             result_size[active[better]] = size[better]

@@ -5,8 +5,8 @@ Normalised gradient steps on the logit difference z_y − max_{j≠y} z_j inside
 every step: while the point is not adversarial the radius grows (before the first success: to the linearised
 boundary, ‖δ‖ + |loss| / ‖∇‖_dual, times (1 + γ_k) — the paper stops at the boundary itself, where a locally
 linear model leaves the point on it, a tie that never counts as adversarial), once it is the radius shrinks by
-(1 − γ_k) below the best norm found. Step size α_k and γ_k decay from their initial to their final values by cosine annealing. Per sample the
-smallest adversarial example over all steps is kept. All norms are in pixel units on [0, 1].
+(1 − γ_k) below the best norm found. Step size α_k and γ_k decay from their initial to their final values by
+cosine annealing. Per sample the smallest adversarial example over all steps is kept. All norms are in pixel units on [0, 1].
 """
 from __future__ import annotations
 
@@ -15,13 +15,8 @@ import math
 import torch
 from torch import nn
 
-from trustkit.attacks.base import L2_MARGIN, Attack
+from trustkit.attacks.base import Attack, row_norms
 from trustkit.errors import InvalidArgumentError
-
-
-def _size(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    flat = delta.flatten(1)
-    return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(dim=1)
 
 
 def _project(delta: torch.Tensor, radius: torch.Tensor, norm: str) -> torch.Tensor:
@@ -30,7 +25,7 @@ def _project(delta: torch.Tensor, radius: torch.Tensor, norm: str) -> torch.Tens
     if norm == "linf":
         r = radius.view(shape)
         return torch.maximum(torch.minimum(delta, r), -r)
-    scale = (radius / _size(delta, norm).clamp_min(1e-12)).clamp(max=1.0)
+    scale = (radius / row_norms(delta, norm).clamp_min(1e-12)).clamp(max=1.0)
     return delta * scale.view(shape)
 
 
@@ -77,8 +72,7 @@ class FMN(Attack):
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         best, size = self._search(model, x, y)
         if self.early_stop:
-            budget = self.threat.eps32 if self.norm == "linf" else self.threat.eps32 * (1 - L2_MARGIN)
-            return torch.where((size <= budget).view(-1, *[1] * (x.ndim - 1)), best, x)
+            return torch.where((size <= self.threat.budget).view(-1, *[1] * (x.ndim - 1)), best, x)
         return best
 
     def _search(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +81,7 @@ class FMN(Attack):
         dual = 1.0 if self.norm == "linf" else 2.0
         delta = torch.zeros_like(x)
         radius = torch.full((len(x),), math.inf, device=x.device)
-        widest = _size(torch.maximum(x, 1 - x), self.norm)  # no point of the box is farther from x
+        widest = row_norms(torch.maximum(x, 1 - x), self.norm)  # no point of the box is farther from x
         best, best_size = x.clone(), torch.full((len(x),), math.inf, device=x.device)
         found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         for i in range(self.steps):
@@ -102,7 +96,7 @@ class FMN(Attack):
                 loss = other - true  # > 0: adversarial; ascended
                 (gradient,) = torch.autograd.grad(loss.sum(), delta)
             delta = delta.detach()
-            size = _size(delta, self.norm)
+            size = row_norms(delta, self.norm)
             adversarial = logits.argmax(1) != y
             smaller = adversarial & (size < best_size)
             best = torch.where(smaller.view(shape), x + delta, best)
@@ -118,7 +112,7 @@ class FMN(Attack):
         # the last step's point is not judged inside the loop
         with torch.no_grad():
             adversarial = model(x + delta).float().argmax(1) != y
-        size = _size(delta, self.norm)
+        size = row_norms(delta, self.norm)
         smaller = adversarial & (size < best_size)
         best = torch.where(smaller.view(shape), x + delta, best)
         best_size = torch.where(smaller, size, best_size)

@@ -18,7 +18,7 @@ import torch
 
 from trustkit.attacks import Attack, format_eps
 from trustkit.attacks.evaluate import (Predictions, Settled, choose_targets, clean_predictions,
-                                       per_class_robust_accuracy, run_attack, summarize)
+                                       per_class_robust_accuracy, reuses_smaller_budgets, run_attack, summarize)
 from trustkit.attacks.precision import attack_precision
 from trustkit.attacks.spec import AttackSpec
 from trustkit.data import DatasetSpec, get_spec, load_dataset
@@ -234,15 +234,6 @@ class _SamplesBar:
         self.bar.note(text)
 
 
-def reuses_smaller_eps(spec: AttackSpec, norm: str, eps: float, batch_size: int, targets: str) -> bool:
-    """Whether an ε-curve of this attack may reuse smaller budgets: untargeted, bounded (not minimum-norm: those
-    share one search already) and white-box (a black-box attack's per-sample query counts would not add up)."""
-    if targets:
-        return False
-    attack = spec.build(eps, norm, batch_size)
-    return not (attack.targeted or attack.minimum_norm or attack.access == "black-box")
-
-
 def curve_cells(cells: list[Cell], batch_size: int) -> list[Cell]:
     """``cells`` with ``below`` set: each eligible cell lists the smaller budgets of its own ε-curve (same model,
     data, defense, evaluation, attack, norm, targets and precision)."""
@@ -254,8 +245,9 @@ def curve_cells(cells: list[Cell], batch_size: int) -> list[Cell]:
     out = []
     for cell in cells:
         key = (cell.attack, cell.norm, cell.targets)
-        if key not in eligible:
-            eligible[key] = reuses_smaller_eps(cell.attack, cell.norm, cell.eps, batch_size, cell.targets)
+        if key not in eligible:  # see reuses_smaller_budgets
+            eligible[key] = not cell.targets and reuses_smaller_budgets(cell.attack.build(cell.eps, cell.norm,
+                                                                                           batch_size))
         smaller = tuple(sorted(e for e in set(grids[curve(cell)]) if e < cell.eps))
         out.append(replace(cell, below=smaller) if eligible[key] and smaller else cell)
     return out
@@ -288,7 +280,7 @@ def evaluate_cell(ctx: GroupContext, cell: Cell, device: torch.device, bar: Prog
                              bar=_SamplesBar(bar, len(ctx.y)) if bar is not None else None,
                              unbounded=ctx.unbounded.setdefault(search_key, {}),
                              attack_model=attacker_view(ctx, cell), targets=targets, settled=settled)
-    if not (attack.targeted or attack.minimum_norm or attack.access == "black-box"):  # a curve may build on it
+    if reuses_smaller_budgets(attack):  # a larger budget of its curve may build on it
         ctx.settled[cell] = Settled.from_outcome(outcome, ctx.y, ctx.gallery_index)
     row = {"suite": cell.suite, "model": ctx.loaded.name, "dataset": ctx.spec.name, "defense": cell.defense,
            "evaluation": evaluation_label(ctx, cell), "attack": attack.name if cell.attack.engine == "trustkit"
