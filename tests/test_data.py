@@ -20,6 +20,30 @@ def test_digits_split_is_fixed_disjoint_and_in_unit_range():
     assert sample.shape == (1, 8, 8) and isinstance(label, int)
 
 
+def test_digits_read_without_sklearn_equal_load_digits(monkeypatch):
+    """The shipped CSV is read directly (no ``import sklearn.datasets``); it must be scikit-learn's data exactly,
+    and the fallback through ``load_digits`` (file not found) must give the same arrays."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from trustkit.data import digits
+
+    reference = load_digits()
+    images, labels = digits.digits_arrays()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    fallback_images, fallback_labels = digits.digits_arrays()
+    assert np.array_equal(fallback_images, reference.images) and np.array_equal(fallback_labels, reference.target)
+    probe = ("import sys; from trustkit import load_dataset; load_dataset('digits', 'test'); "
+             "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
+
+
 def test_specs_know_their_shapes_and_grids():
     assert get_spec("cifar10").shape == (3, 32, 32) and get_spec("cifar10").eps_linf[-1] == pytest.approx(8 / 255)
     assert get_spec("mnist").num_classes == 10

@@ -42,26 +42,28 @@ def perturbation_uri(delta: torch.Tensor) -> str:
     return image_uri(shown)
 
 
-def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1):  # noqa: ANN201 - matplotlib types
-    """``(figure, axes)`` on the non-interactive Agg backend; ``ncols`` > 1 gives a row of axes."""
-    import matplotlib
+def new_figure(width: float = 6.4, height: float = 4.0, ncols: int = 1, nrows: int = 1,
+               **subplots: Any):  # noqa: ANN201 - matplotlib types
+    """``(figure, axes)`` of a figure drawn off-screen (Agg); ``ncols``/``nrows`` > 1 give a grid of axes,
+    ``subplots`` go to :meth:`matplotlib.figure.Figure.subplots` (``squeeze``, ``sharey``...).
 
-    matplotlib.use("Agg", force=True)
+    A bare :class:`~matplotlib.figure.Figure`, not pyplot: no global figure registry to leak figures into when
+    a caller forgets to close one, and no GUI backend to choose.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
     # labels carry user strings (model and data set names): '$\\foo$' must print as text, not as mathtext
     matplotlib.rcParams["text.parse_math"] = False
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=True)
+    fig = Figure(figsize=(width, height), dpi=110)
+    return fig, fig.subplots(nrows, ncols, **{"squeeze": True, **subplots})
 
 
 def figure_uri(fig) -> str:  # noqa: ANN001
-    """The figure as an embeddable PNG data URI (closes it)."""
-    import matplotlib.pyplot as plt
-
+    """The figure as an embeddable PNG data URI (the figure is garbage once unreferenced: nothing to close)."""
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return data_uri(buffer.getvalue())
 
 

@@ -48,17 +48,11 @@ def severity_plot(results: pd.DataFrame, corruptions: list[str]) -> str:
     (data URI)."""
     columns = min(5, max(1, len(corruptions)))
     rows = max(1, math.ceil(len(corruptions) / columns))
-    fig, axes = new_figure(2.3 * columns, 2.0 * rows + 0.3, ncols=columns)
-    if rows > 1:  # new_figure gives one row; a grid of panels needs the figure rebuilt with rows × columns axes
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-        fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.0 * rows + 0.3), dpi=110, squeeze=False,
-                                 sharey=True)
+    if rows > 1:
+        fig, axes = new_figure(2.3 * columns, 2.0 * rows + 0.3, ncols=columns, nrows=rows, squeeze=False,
+                               sharey=True)
     else:
-        import numpy as np
-
-        axes = np.atleast_1d(axes).reshape(1, columns)
+        fig, axes = new_figure(2.3 * columns, 2.0 * rows + 0.3, ncols=columns, squeeze=False)
     clean = results[results["corruption"] == "clean"].set_index("model")["accuracy"]
     for k, name in enumerate(corruptions):
         ax = axes[k // columns][k % columns]

@@ -65,9 +65,9 @@ def trace_figure(output: Any, target: str) -> str | None:
     count = len(by_model)
     fig, axes = new_figure(min(4.2 * count, 16.0), 3.4, ncols=count)
     axes = list(axes) if count > 1 else [axes]
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps["tab10"]
     for ax, (model, found) in zip(axes, by_model.items()):
         group = output.groups.get(model, {})
         for position, record in enumerate(found):
