@@ -91,6 +91,40 @@ def test_autograd_inside_forward_is_flagged_as_autoattack_does(digits_softmax, d
     assert autograd_calls_in_forward(digits_softmax, x[:2]) == []
     assert probe_autograd_in_forward(digits_softmax, x)[0].status == "pass"
     dynamic = _PurifiesWithGradients(digits_softmax)
-    assert autograd_calls_in_forward(dynamic, x[:2]) == ["autograd/__init__.py:grad"]
+    assert autograd_calls_in_forward(dynamic, x[:2]) == ["torch.autograd.grad"]
     check = probe_autograd_in_forward(dynamic, x)[0]
     assert check.status == "flag" and check.anchor == "autograd-in-forward"
+
+
+class _BackwardInForward(torch.nn.Module):
+    """Calls Tensor.backward in its forward pass, through a name bound at import (not torch.autograd.grad)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            probe = x.detach().requires_grad_(True)
+            self.model(probe).sum().backward()
+        return self.model((x - 0.01 * probe.grad.sign()).clamp(0, 1))
+
+
+def test_autograd_probe_sees_backward_and_leaves_a_running_profiler_alone(digits_softmax, digits_test):
+    """The probe used to swap sys.setprofile and crashed under cProfile (a Profile object cannot be put back
+    with sys.setprofile); the profiler must keep running and the probe still find Tensor.backward."""
+    import cProfile
+    import sys
+
+    from trustkit.sanity import autograd_calls_in_forward
+
+    x, _ = digits_test
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        found = autograd_calls_in_forward(_BackwardInForward(digits_softmax), x[:2])
+        still_profiling = sys.getprofile() is profiler
+    finally:
+        profiler.disable()
+    assert found == ["Tensor.backward"]
+    assert still_profiling

@@ -8,7 +8,6 @@ sees what was checked, not only what failed.
 from __future__ import annotations
 
 import shlex
-import sys
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -218,28 +217,28 @@ def probe_outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Ch
 
 
 def autograd_calls_in_forward(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """Names of autograd entry points (``torch.autograd.grad``, ``Tensor.backward``) that one forward pass calls.
+    """Names of autograd entry points (``torch.autograd.grad``, ``torch.autograd.backward``, ``Tensor.backward``)
+    that one forward pass calls.
 
     As AutoAttack's ``check_dynamic``: such a model differentiates inside its own forward pass (a dynamic
     defense that runs an attack or a purification step on every input), which standard attacks do not handle.
+    Watched through a :class:`~torch.overrides.TorchFunctionMode` (all three entry points dispatch to it), not
+    ``sys.setprofile``: a profiler, debugger or coverage tool the user runs keeps working.
     """
+    from torch.overrides import TorchFunctionMode
+
+    watched = {torch.autograd.grad: "torch.autograd.grad", torch.autograd.backward: "torch.autograd.backward",
+               torch.Tensor.backward: "Tensor.backward"}
     seen: list[str] = []
 
-    def profile(frame, event, arg):  # noqa: ANN001, ANN202 - sys.setprofile's signature
-        if event == "call":
-            code = frame.f_code
-            path = code.co_filename.replace("\\", "/")
-            if (code.co_name == "grad" and path.endswith("torch/autograd/__init__.py")) or \
-                    (code.co_name == "backward" and path.endswith(("torch/_tensor.py", "torch/autograd/__init__.py"))):
-                seen.append(f"{path.rsplit('torch/', 1)[-1]}:{code.co_name}")
+    class AutogradSpy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
+            if func in watched:
+                seen.append(watched[func])
+            return func(*args, **(kwargs or {}))
 
-    previous = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        with torch.enable_grad():
-            model(x)
-    finally:
-        sys.setprofile(previous)
+    with torch.enable_grad(), AutogradSpy():
+        model(x)
     return sorted(set(seen))
 
 
