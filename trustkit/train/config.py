@@ -48,12 +48,12 @@ class TrainConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-# Measured on 2 CPU cores: digits resnet ~2 s/epoch, mnist cnn ~25 s/epoch, cifar10 resnet ~18 min/epoch.
+# Measured on 2 CPU cores: digits resnet ~2.5 s/epoch, mnist cnn ~25 s/epoch, cifar10 resnet ~18 min/epoch.
 _DEFAULTS: dict[tuple[str, str], TrainConfig] = {
     ("softmax", "digits"): TrainConfig(epochs=30, batch_size=64, lr=0.1, weight_decay=0.0),
     ("mlp", "digits"): TrainConfig(epochs=30, batch_size=64, lr=0.05),
     ("cnn", "digits"): TrainConfig(epochs=30, batch_size=64, lr=0.05),
-    ("resnet", "digits"): TrainConfig(epochs=8, batch_size=64, lr=0.05),
+    ("resnet", "digits"): TrainConfig(epochs=5, batch_size=64, lr=0.05),  # 5 seeds: 97.8-98.9% (8 epochs: 97.5-99.2%)
     ("softmax", "mnist"): TrainConfig(epochs=5, batch_size=128, lr=0.1, weight_decay=0.0),
     ("mlp", "mnist"): TrainConfig(epochs=5, batch_size=128, lr=0.05),
     ("cnn", "mnist"): TrainConfig(epochs=3, batch_size=128, lr=0.05),
