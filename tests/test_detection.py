@@ -112,6 +112,20 @@ def test_evasion_lowers_the_cnn_score(digit_generators):
     assert trained.detector.score(evaded).mean() < trained.detector.score(fakes).mean() - 0.3
 
 
+def test_fakes_table_shows_ap_on_unseen_generators(capsys):
+    """The CNNDetection protocol's headline (AP on generators the detector never saw) reaches the terminal, not
+    only the report; a study with only in-distribution rows prints no second table."""
+    from trustkit.cli.detect import print_fakes
+
+    rows = [{"kind": "cross-generator", "detector": "cnn", "train_generator": "dcgan", "test_generator": test,
+             "auc": auc, "ap": ap} for test, auc, ap in (("dcgan", 1.0, 1.0), ("conv-vae", 0.81, 0.7712))]
+    print_fakes(pd.DataFrame(rows))
+    out = capsys.readouterr().out
+    assert "AP on every generator" in out and "0.7712" in out and "trained on" in out
+    print_fakes(pd.DataFrame(rows[:1]))
+    assert "AP on every generator" not in capsys.readouterr().out
+
+
 def test_bench_fakes_end_to_end(tmp_path, capsys, digit_generators):
     from tests.helpers import run_cli
 

@@ -109,6 +109,14 @@ def print_fakes(results: Any) -> None:
     frame = table.rename_axis(index="detector", columns=None).reset_index()
     values = {str(g): (lambda row, g=g: "–" if blank(row[g]) else f"{row[g]:.4f}") for g in table.columns}
     print_table(frame, ["detector"], values, title="in-distribution AUC (rows: detector, columns: generator)")
+    cross = results[results["kind"] == "cross-generator"]
+    if (cross["train_generator"] != cross["test_generator"]).any():  # generalisation: the CNNDetection headline
+        table = cross.pivot_table(index=["detector", "train_generator"], columns="test_generator", values="ap")
+        frame = table.rename_axis(columns=None).reset_index().rename(columns={"train_generator": "trained on"})
+        values = {str(g): (lambda row, g=g: "–" if blank(row[g]) else f"{row[g]:.4f}") for g in table.columns}
+        print_table(frame, ["detector", "trained on"], values,
+                    title="AP on every generator (columns: test generator; any but the one it was trained on "
+                          "is unseen)")
 
 
 @click.group()
