@@ -99,6 +99,8 @@ BATTERY = [
     (["train", "--model", "cnn", "--epochs", "0"], "--epochs must be at least 1"),
     (["train", "--model", "cnn", "--lr", "nan"], "--lr must be a finite number > 0"),
     (["train", "--model", "cnn", "--lr", "inf"], "--lr must be a finite number > 0"),
+    # usage errors name the whole command whose --help explains them
+    (["detect", "score", "{tmp}", "--detector", "x", "--out", "y"], "see 'trustkit detect score --help'"),
 ]
 
 

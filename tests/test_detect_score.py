@@ -66,3 +66,15 @@ def test_detect_score_refuses_unknown_detectors_and_empty_folders_in_one_line(st
     code, out, err = run_cli(capsys, "detect", "score", str(tmp_path / "missing"), "--detector", entry)
     assert code == 2 and "does not exist" in err
     assert not csv.exists()
+
+
+def test_list_checkpoints_scores_each_kind_by_its_own_figure(stored_cnn, capsys):
+    """A detector entry shows its validation AUC and a generator none, where both used to show '?' under a
+    'test accuracy' heading meant for classifiers."""
+    entry, trained, _ = stored_cnn
+    code, out, err = run_cli(capsys, "list", "checkpoints")
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if entry in line)
+    assert "detector" in row and "(val)" in row and "?" not in row
+    generator_row = next(line for line in out.splitlines() if "gen-dcgan-digits" in line)
+    assert "generator" in generator_row and "?" not in generator_row

@@ -213,7 +213,7 @@ def test_old_two_file_checkpoints_still_load(fresh_home, capsys):
         assert torch.equal(load_model("legacy-softmax", "digits", device="cpu")(x), model(x))  # store entry
     assert list_checkpoints() == [path]
     code, out, err = run_cli(capsys, "list", "checkpoints")
-    assert code == 0 and "legacy-softmax" in out and "50.00%" in out, err
+    assert code == 0 and "legacy-softmax" in out and "50.00% (test)" in out and "classifier" in out, err
     # re-saving writes the single file and drops the JSON that described the old weights
     save_checkpoint(_softmax(2), {"arch": "softmax", "dataset": "digits", "input_shape": [1, 8, 8]}, path)
     assert not path.with_suffix(".json").exists() and read_metadata(path)["format_version"] == 2

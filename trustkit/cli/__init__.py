@@ -80,7 +80,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors from click itself: keep them to one line
         if debug:
             raise
-        where = f" (see 'trustkit {exc.ctx.info_name} --help')" if getattr(exc, "ctx", None) and exc.ctx.parent else \
+        # the whole command path: 'trustkit detect score --help', not 'trustkit score --help'
+        where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) and exc.ctx.parent else \
             " (see 'trustkit --help')"
         click.echo(f"error: {exc.format_message()}{where}", err=True)
         return EXIT_USAGE

@@ -46,17 +46,19 @@ def list_(what: str | None) -> None:
         elif kind == "checkpoints":
             from trustkit.models.store import list_checkpoints, read_metadata, store_dir
 
-            table.add_column("store entry")
-            table.add_column("test accuracy", justify="right")
-            table.add_column("created")
-            for weights in list_checkpoints():
+            entries = list_checkpoints()
+            # an entry name is what the user types next (--model, --detector): never cut it short
+            table.add_column("store entry", no_wrap=True, min_width=max((len(w.stem) for w in entries), default=11))
+            table.add_column("kind")
+            table.add_column("score", justify="right", no_wrap=True)
+            table.add_column("created", no_wrap=True)
+            for weights in entries:
                 try:
                     meta = read_metadata(weights)
-                    accuracy = meta.get("metrics", {}).get("clean_accuracy")
-                    table.add_row(weights.stem, f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "?",
-                                  meta.get("created", "?"))
+                    created = str(meta.get("created", "?"))[:10]  # the day (UTC): the table fits 80 columns
+                    table.add_row(weights.stem, *_entry_score(meta), created)
                 except TrustkitError:
-                    table.add_row(weights.stem, "unreadable", "")
+                    table.add_row(weights.stem, "", "unreadable", "")
             table.caption = f"in {store_dir()}"
         else:
             table.add_column("name")
@@ -83,3 +85,17 @@ def _registry(kind: str) -> Any:
         return CORRUPTIONS
     from trustkit.data import DATASETS
     return DATASETS
+
+
+def _entry_score(meta: dict) -> tuple[str, str]:
+    """(kind, the figure that says how good it is) of a store entry: a classifier's test accuracy, a fake
+    detector's AUC on its validation split; a generator has no single figure (its report has them)."""
+    kind = meta.get("kind", "classifier")
+    if kind == "detector":
+        auc = meta.get("validation", {}).get("auc")
+        return "detector", f"AUC {auc:.3f} (val)" if isinstance(auc, (int, float)) else "–"
+    if kind == "generative":
+        return "generator", "–"
+    accuracy = meta.get("metrics", {}).get("clean_accuracy")
+    return "classifier", f"{accuracy:.2%} (test)" if isinstance(accuracy, (int, float)) else "–"
+
