@@ -58,6 +58,20 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path):
     assert rerun.computed == 1  # only the cell that failed is computed again
 
 
+def test_without_a_terminal_the_engine_prints_progress_lines_with_an_eta(tmp_path, capsys, monkeypatch):
+    """A log (nohup, CI) has no bar: cells are lines, at most one per interval, the first and the last always."""
+    from trustkit.runtime import ProgressTask, set_quiet
+
+    set_quiet(False)
+    monkeypatch.setattr(ProgressTask, "LINE_INTERVAL", 0.0)  # every cell a line, so the count is exact
+    execute(ToyStudy(SEEDS, fail=[3]), cache=CellCache(tmp_path / "cells"))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("toy: cell ")]
+    assert len(lines) == len(SEEDS)
+    assert "cell 1/8 done" in lines[0] and ", eta " in lines[0]
+    assert any("failed: toy seed 3" in line for line in lines)
+    assert "cell 8/8 done" in lines[-1] and "eta" not in lines[-1]
+
+
 def test_processes_backend_matches_serial(tmp_path):
     serial = execute(ToyStudy(SEEDS), cache=CellCache(enabled=False))
     pooled = execute(ToyStudy(SEEDS, fail=[5]), backend="processes", jobs=2, cache=CellCache(enabled=False))

@@ -136,8 +136,9 @@ class ProgressTask:
     def advance(self, amount: float = 1) -> None:
         self._bar.advance(self._task, amount)
 
-    def note(self, text: str, *, milestone: bool = False) -> None:
-        """Show ``text`` beside the bar; a ``milestone`` (an epoch's end) is also a line when there is no bar."""
+    def note(self, text: str, *, milestone: bool = False, force_line: bool = False) -> None:
+        """Show ``text`` beside the bar; a ``milestone`` (an epoch's end) is also a line when there is no bar, at
+        most one per LINE_INTERVAL unless it is the first, the bar's last step, or ``force_line``."""
         from rich.markup import escape
 
         self._bar.update(self._task, note=escape(text))
@@ -146,9 +147,19 @@ class ProgressTask:
         task = self._bar.tasks[self._task]
         finished = task.total is not None and task.completed >= task.total
         now = time.monotonic()
-        if self._last_line is None or finished or now - self._last_line >= self.LINE_INTERVAL:
+        if self._last_line is None or finished or force_line or now - self._last_line >= self.LINE_INTERVAL:
             self._last_line = now
             print(f"{self._line_prefix}: {text}", file=sys.stderr, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3 min 20 s``, ``2 h 05 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def log(message: str) -> None:

@@ -26,7 +26,7 @@ import torch
 from trustkit.engine.backends import check_backend, ray_device, run_local, run_processes, run_ray, start_ray
 from trustkit.engine.cache import CellCache
 from trustkit.errors import TrustkitError
-from trustkit.runtime import ProgressTask, log, progress, select_device
+from trustkit.runtime import ProgressTask, format_duration, log, progress, select_device
 from trustkit.sanity import Check
 from trustkit.studies.base import CellRecord, Study, StudyOutput, one_line
 
@@ -101,6 +101,7 @@ def _execute(study: Study, cells: list[Any], here: torch.device, run_type: str, 
     states: dict[Hashable, Any] = {}
     keys: dict[int, str | None] = {}
     local, remote = [], []
+    started = time.monotonic()
     with progress(description, len(cells)) as bar:
         def report(index: int, data: dict[str, Any] | None, error: str | None) -> None:
             record = out.records[index]
@@ -112,7 +113,9 @@ def _execute(study: Study, cells: list[Any], here: torch.device, run_type: str, 
                 out.computed += 1
             if index not in local_set:
                 bar.advance(1)
-            bar.note(("failed: " if error else "") + cells[index].title())
+            # a milestone: without a terminal (a log, nohup) it is also a line, at most one per 10 s
+            text, last = cell_progress(cells[index].title(), error, out, started)
+            bar.note(text, milestone=True, force_line=last)
 
         for group, members in groups.items():
             try:
@@ -164,6 +167,16 @@ def _execute(study: Study, cells: list[Any], here: torch.device, run_type: str, 
     for record in out.failed:
         log(f"warning: cell failed: {record.cell.title()}: {record.error}")
     return out
+
+
+def cell_progress(title: str, error: str | None, out: StudyOutput, started: float) -> tuple[str, bool]:
+    """(``cell 12/40 done: <title>, eta 3 min 10 s``, whether it was the last cell): the ETA from the pace of the
+    cells computed so far (cached ones cost nothing and are left out of the pace)."""
+    done = sum(r.data is not None or r.error is not None for r in out.records)
+    left = len(out.records) - done
+    computed = max(out.computed + len(out.failed), 1)
+    eta = f", eta {format_duration((time.monotonic() - started) / computed * left)}" if left else ""
+    return f"cell {done}/{len(out.records)} {'failed' if error else 'done'}: {title}{eta}", left == 0
 
 
 def _memo(cache: CellCache):  # noqa: ANN202 - studies.base.Memo

@@ -22,7 +22,7 @@ from trustkit.data import ImageDataset
 from trustkit.data.base import to_unit_float
 from trustkit.errors import InvalidArgumentError
 from trustkit.models.inference import accuracy
-from trustkit.runtime import autocast, log, progress
+from trustkit.runtime import autocast, format_duration, log, progress
 from trustkit.train.config import TrainConfig
 from trustkit.train.distributed import Distributed
 from trustkit.train.recipes import NOT_ADVERSARIAL, RECIPES
@@ -167,16 +167,6 @@ def guard_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
 
 ESTIMATE_AFTER_STEPS = 5  # steps timed before the whole run's duration is estimated (the first include warm-up)
 LONG_TRAINING_SECONDS = 120.0  # estimates above this are announced, with the ways to make it shorter
-
-
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 20 s``, ``2 h 05 min``."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def warn_if_long(description: str, elapsed: float, steps: int, total_steps: int, device: torch.device) -> float:
