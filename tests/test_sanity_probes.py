@@ -71,16 +71,22 @@ def test_bench_report_shows_probe_flags(tmp_path, digits_cnn, digits_test):
 
 
 class _PurifiesWithGradients(torch.nn.Module):
-    """A dynamic defense: one gradient step on the input inside every forward pass."""
+    """A dynamic defense: one gradient step on the input inside every forward pass, taken with
+    ``torch.autograd.grad`` or, with ``use_backward``, with ``Tensor.backward``."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, use_backward: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.use_backward = model, use_backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
             probe = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.model(probe).logsumexp(1).sum(), probe)
+            loss = self.model(probe).logsumexp(1).sum()
+            if self.use_backward:
+                loss.backward()
+                grad = probe.grad
+            else:
+                (grad,) = torch.autograd.grad(loss, probe)
         return self.model((x - 0.01 * grad.sign()).clamp(0, 1))
 
 
@@ -96,20 +102,6 @@ def test_autograd_inside_forward_is_flagged_as_autoattack_does(digits_softmax, d
     assert check.status == "flag" and check.anchor == "autograd-in-forward"
 
 
-class _BackwardInForward(torch.nn.Module):
-    """Calls Tensor.backward in its forward pass, through a name bound at import (not torch.autograd.grad)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            probe = x.detach().requires_grad_(True)
-            self.model(probe).sum().backward()
-        return self.model((x - 0.01 * probe.grad.sign()).clamp(0, 1))
-
-
 def test_autograd_probe_sees_backward_and_leaves_a_running_profiler_alone(digits_softmax, digits_test):
     """The probe used to swap sys.setprofile and crashed under cProfile (a Profile object cannot be put back
     with sys.setprofile); the profiler must keep running and the probe still find Tensor.backward."""
@@ -122,7 +114,7 @@ def test_autograd_probe_sees_backward_and_leaves_a_running_profiler_alone(digits
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        found = autograd_calls_in_forward(_BackwardInForward(digits_softmax), x[:2])
+        found = autograd_calls_in_forward(_PurifiesWithGradients(digits_softmax, use_backward=True), x[:2])
         still_profiling = sys.getprofile() is profiler
     finally:
         profiler.disable()
