@@ -1,8 +1,10 @@
 """Fast adversarial training on MNIST, eps 0.3, over several seeds: train, then evaluate honestly.
 
-    python benchmarks/fast_at_mnist.py --data-root ../shared/data                      # fast (N-FGSM), seeds 0-4
+    python benchmarks/fast_at_mnist.py --data-root ../shared/data                      # fast (PGD-3), seeds 0-4
     python benchmarks/fast_at_mnist.py --data-root ../shared/data --recipe fgsm-rs --seeds 0,1,2
     python benchmarks/fast_at_mnist.py --data-root ../shared/data --attacks pgd,square:n_queries=1000 --n 500
+    python benchmarks/fast_at_mnist.py --data-root ../shared/data --attacks "" --n 10000   # train only
+    python benchmarks/fast_at_mnist.py --data-root ../shared/data --reuse --start 5000 --n 5000   # evaluate
 
 Trains a zoo model (default `cnn-small`, the network of Wong et al.'s fast-AT MNIST experiments: conv16-conv32
 stride 2, fc100, 166,406 parameters) with the recipe's defaults for it (`trustkit train --adv RECIPE`), once per
@@ -12,7 +14,10 @@ another's checkpoint). Then evaluates each model on the first --n test images wi
 p_init 0.8, the Square paper's setting for adversarially trained MNIST models; and the `strong` ensemble), and
 reports per image the worst case over all of them. Prints per seed the training seconds (wall and CPU), the kept
 epoch and its validation PGD-10 / Square numbers, clean accuracy, each attack's robust accuracy and seconds, and
-the worst case; then the median and range over seeds.
+the worst case; then the median and range over seeds. With --reuse, a seed whose checkpoint is already in the
+store is evaluated without retraining, and its training figures (seconds, kept epoch, validation numbers) come from
+the checkpoint's metadata: train once with two threads for honest training times, then evaluate seeds in parallel
+processes.
 
 Goal of the fast recipe: every seed >= 85% and median >= 88% worst-case robust accuracy, <= 3 minutes of
 training per seed on 2 CPU cores.
@@ -35,8 +40,10 @@ from common import machine  # noqa: E402
 from trustkit import load_dataset  # noqa: E402
 from trustkit.attacks import ATTACKS, make_attack  # noqa: E402
 from trustkit.attacks.evaluate import clean_predictions, run_attack, wilson_interval  # noqa: E402
-from trustkit.models.store import store_path  # noqa: E402
-from trustkit.train import RECIPES, store_name, train_model  # noqa: E402
+from trustkit.models.loading import load_checkpoint  # noqa: E402
+from trustkit.models.store import checkpoint_exists, store_path  # noqa: E402
+from trustkit.train import RECIPES, TrainedModel, store_name, train_model  # noqa: E402
+from trustkit.train.fit import TrainHistory  # noqa: E402
 
 DEFAULT_ATTACKS = "pgd,apgd-ce,apgd-t,square,strong"
 # Options an attack gets when --attacks names it without any: the published evaluations' settings.
@@ -79,6 +86,19 @@ def pct(value: float) -> str:
     return f"{value:.1%}"
 
 
+def stored_model(path: Path, device: str) -> TrainedModel:
+    """A checkpoint trained by an earlier run, with the training history its metadata recorded."""
+    model, metadata = load_checkpoint(path, "cpu" if device == "auto" else device)
+    metrics = metadata.get("metrics", {})
+    history = TrainHistory(epochs=list(metadata.get("history", [])), best_epoch=metrics.get("best_epoch"),
+                           collapsed_at=metrics.get("catastrophic_overfitting_at"),
+                           best_val_pgd_accuracy=metrics.get("best_val_pgd_accuracy"),
+                           best_val_square_accuracy=metrics.get("best_val_square_accuracy"),
+                           best_val_robust_accuracy=metrics.get("best_val_robust_accuracy"),
+                           masking_epochs=list(metrics.get("masking_epochs", [])))
+    return TrainedModel(model=model.eval(), path=path, metadata=metadata, history=history)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=None)
@@ -88,27 +108,36 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated training seeds")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's default epochs")
     parser.add_argument("--eps", type=float, default=0.3)
-    parser.add_argument("--n", type=int, default=1000, help="first N test images evaluated")
+    parser.add_argument("--n", type=int, default=1000, help="N test images evaluated, from --start on")
+    parser.add_argument("--start", type=int, default=0, help="index of the first test image evaluated (to split "
+                        "the test set between processes: robust accuracies of equal-sized parts average)")
     parser.add_argument("--attacks", default=DEFAULT_ATTACKS,
                         help="comma list of name[:key=value...] (default: %(default)s; pgd and square without "
                         "options get the presets: PGD-50×10 alpha 0.01, Square 5000 queries p_init 0.8)")
     parser.add_argument("--batch-size", type=int, default=500, help="evaluation batch size")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", default=None, help="append each seed's numbers to this file (JSON lines)")
+    parser.add_argument("--reuse", action="store_true", help="evaluate a seed's stored checkpoint instead of "
+                        "retraining it when one exists (training figures then come from its metadata)")
     args = parser.parse_args()
 
     recipe = RECIPES.canonical(args.recipe)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     attacks = parse_attacks(args.attacks)
-    x, y = load_dataset("mnist", "test", args.data_root).tensors(torch.arange(args.n))
-    print(f"# {recipe} {args.model} on MNIST, eps {args.eps}, seeds {seeds}, first {args.n} test images; {machine()}")
+    x, y = load_dataset("mnist", "test", args.data_root).tensors(torch.arange(args.start, args.start + args.n))
+    images = f"first {args.n}" if args.start == 0 else f"{args.n} (from index {args.start})"
+    print(f"# {recipe} {args.model} on MNIST, eps {args.eps}, seeds {seeds}, {images} test images; {machine()}")
     rows = []
     for seed in seeds:
         out = store_path(f"{store_name(args.model, 'mnist', recipe, args.eps)}-seed{seed}")
         wall, cpu = time.perf_counter(), time.process_time()
-        result = train_model(args.model, "mnist", recipe=recipe, eps=args.eps, epochs=args.epochs, seed=seed,
-                             device=args.device, data_root=args.data_root, out=out)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if args.reuse and checkpoint_exists(out):
+            result = stored_model(out, args.device)
+            wall = cpu = float("nan")  # not trained in this run; history.seconds is the stored training time
+        else:
+            result = train_model(args.model, "mnist", recipe=recipe, eps=args.eps, epochs=args.epochs, seed=seed,
+                                 device=args.device, data_root=args.data_root, out=out)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         history, model = result.history, result.model
         device = next(model.parameters()).device
         kept = history.epochs[history.best_epoch - 1] if history.best_epoch else {}
@@ -145,9 +174,10 @@ def main() -> None:
         rows.append(row)
         if args.json:
             with open(args.json, "a") as sink:
-                sink.write(json.dumps({"recipe": recipe, "model": args.model, "n": args.n, **row}) + "\n")
+                sink.write(json.dumps({"recipe": recipe, "model": args.model, "n": args.n, "start": args.start,
+                                        **row}) + "\n")
 
-    print(f"\n# summary over seeds {seeds} ({recipe}, first {args.n} test images)")
+    print(f"\n# summary over seeds {seeds} ({recipe}, {images} test images)")
     names = list(rows[0]["attacks"])
     header = ["seed", "train s", "CPU s", "kept", "clean", *names, "worst"]
     print("| " + " | ".join(header) + " |")
@@ -169,9 +199,12 @@ def main() -> None:
              spread([r["worst"] for r in rows], pct)]
     print("| " + " | ".join(cells) + " |")
     worst = [r["worst"] for r in rows]
+    goal = "goal (every seed >= 85%, median >= 88% worst case, <= 180 s training each)"
+    if "strong" not in names:  # without the strongest attack a worst case flatters the model: no verdict
+        print(f"\n{goal}: not judged (--attacks has no strong)")
+        return
     met = min(worst) >= 0.85 and statistics.median(worst) >= 0.88 and max(seconds) <= 180
-    print(f"\ngoal (every seed >= 85%, median >= 88% worst case, <= 180 s training each): "
-          f"{'met' if met else 'NOT met'}")
+    print(f"\n{goal}: {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":

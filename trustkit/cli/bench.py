@@ -109,7 +109,7 @@ def bench(attack: str | None, attack_option: tuple[str, ...], model: str, trust_
         trustkit bench square,hopskipjump,pgd -p n_queries=1000 --eps 0.3   # black-box: queries per image
         trustkit bench --suite digits-quick --jobs 2
         trustkit bench pgd --model cnn --defense none,jpeg,bitdepth:bits=3   # naive and adaptive (BPDA/EOT)
-        trustkit bench fgsm,pgd,strong --model cnn,cnn-mnist-fgsm-rs-eps0.3 --dataset mnist   # before/after
+        trustkit bench fgsm,pgd,strong --model cnn-small,cnn-small-mnist-fast-eps0.3 --dataset mnist --eps 0.3
         trustkit bench pgd --model torchvision:resnet50 --weights r50.safetensors \\
             --dataset folder:/data/imagenet-val --image-size 224 --n 500 --eps 1/255,4/255   # your own
 

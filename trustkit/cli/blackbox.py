@@ -91,7 +91,7 @@ def transfer_command(sources: tuple[str, ...], targets: tuple[str, ...], dataset
         trustkit bench transfer --source cnn,mlp --target resnet
         trustkit bench transfer -s softmax,mlp,cnn -t softmax,mlp,cnn --dataset mnist --data-root ../data --eps 0.1,0.2,0.3
         trustkit bench transfer -s cnn+mlp -t resnet20 --attack mifgsm,pgd --steps 20
-        trustkit bench transfer -s cnn -t cnn-mnist-fgsm-rs-eps0.3 --dataset mnist --eps 0.3
+        trustkit bench transfer -s cnn -t cnn-small-mnist-fast-eps0.3 --dataset mnist --eps 0.3
     """
     from trustkit.blackbox.transfer import DEFAULT_ATTACKS, TransferConfig
     from trustkit.engine import run_transfer

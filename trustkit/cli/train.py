@@ -23,11 +23,13 @@ from trustkit.cli import options as opt
 @opt.out("Write the checkpoint here (one .safetensors file, metadata in its header) instead of the "
          "store entry bench uses.", default=None, file=True)
 @click.option("--adv", "recipe", default="clean", show_default=True,
-              help="Training recipe: clean, or adversarial training fgsm-rs (fast AT, Wong et al. 2020), pgd "
-                   "(Madry et al. 2018) or trades (Zhang et al. 2019).")
+              help="Training recipe: clean, or adversarial training fast (PGD-3 with the budget warmed up over "
+                   "the first epoch: the cheap recipe that holds up under `bench strong`), fgsm-rs (Wong et al. "
+                   "2020's fast AT, FGSM from a random start; it can overfit catastrophically), n-fgsm (de Jorge "
+                   "et al. 2022), pgd (PGD-10, Madry et al. 2018) or trades (Zhang et al. 2019).")
 @opt.eps("Adversarial-training budget (linf, pixel scale [0, 1]; 8/255 works).", several=False)
-@opt.alpha("Attack step size (fgsm-rs: 1.25·eps; pgd, trades: 2.5·eps/steps).")
-@opt.attack_steps("Attack iterations of pgd / trades training (default 10).")
+@opt.alpha("Attack step size (fgsm-rs: 1.25·eps; n-fgsm: eps; fast, pgd, trades: 2.5·eps/steps).")
+@opt.attack_steps("Attack iterations of fast / pgd / trades training (default 3 for fast, 10 otherwise).")
 @opt.beta("TRADES robustness weight (default 6).")
 @click.option("--noise", "sigma", type=float,
               help="Gaussian-noise training for randomized smoothing (Cohen et al. 2019): cross-entropy on "
@@ -43,13 +45,13 @@ def train(model: str, dataset: str, epochs: int | None, batch_size: int | None, 
 
     Adversarial training holds out 512 training images and keeps the epoch with the best PGD accuracy on
     them, so catastrophic overfitting cannot spoil the final model. The store entry is named after the
-    recipe, e.g. cnn-mnist-fgsm-rs-eps0.3. Under `torchrun --nproc_per_node N -m trustkit train ...` the
+    recipe, e.g. cnn-small-mnist-fast-eps0.3. Under `torchrun --nproc_per_node N -m trustkit train ...` the
     processes train data-parallel.
 
     \b
         trustkit train --model cnn --dataset mnist --data-root ../data --epochs 3
-        trustkit train --model cnn --dataset mnist --data-root ../data --adv fgsm-rs --eps 0.3
-        trustkit bench fgsm,pgd,strong --dataset mnist --data-root ../data --model cnn,cnn-mnist-fgsm-rs-eps0.3
+        trustkit train --model cnn-small --dataset mnist --data-root ../data --adv fast --eps 0.3
+        trustkit bench strong --dataset mnist --data-root ../data --model cnn-small-mnist-fast-eps0.3 --eps 0.3
         trustkit train --model cnn --dataset mnist --data-root ../data --noise 0.25   # for trustkit certify
     """
     from trustkit.errors import InvalidArgumentError

@@ -103,8 +103,8 @@ def train_model(arch: str, dataset: str = "digits", *, config: TrainConfig | Non
                 recipe: str = "clean", **overrides: Any) -> TrainedModel:
     """Train zoo model ``arch`` on ``dataset`` and save it (default: the store entry ``bench`` uses).
 
-    ``recipe`` picks the training loss ("clean", "fgsm-rs" alias "fast", "n-fgsm", "pgd", "trades", or "gaussian"
-    with ``sigma``: Gaussian-noise training for randomized smoothing); ``overrides`` (epochs, batch_size, lr, eps,
+    ``recipe`` picks the training loss ("clean", "fast" (PGD-3 with eps warm-up), "fgsm-rs", "n-fgsm", "pgd",
+    "trades", or "gaussian" with ``sigma``: Gaussian-noise training for randomized smoothing); ``overrides`` (epochs, batch_size, lr, eps,
     alpha, sigma, ...) replace fields of the default :class:`TrainConfig`. ``announce`` is
     logged once the data has loaded (so a missing data set fails with one clean line). Under torchrun the
     processes share the work and rank 0 saves.

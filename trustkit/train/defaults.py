@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from trustkit.train import adversarial  # noqa: F401 - registers the adversarial recipes (and aliases)
-from trustkit.train.config import _ADVERSARIAL, _DEFAULTS, _GAUSSIAN, _RECIPE, TrainConfig
+from trustkit.train.config import _ADVERSARIAL, _DEFAULTS, _GAUSSIAN, _RECIPE, _RECIPE_DEFAULTS, TrainConfig
 from trustkit.train.recipes import RECIPES
 
 
@@ -23,6 +23,7 @@ def default_config(arch: str, dataset: str, recipe: str = "clean") -> TrainConfi
         return replace(config, recipe="gaussian", **_GAUSSIAN.get((arch, dataset), {}))
     if recipe != "clean":
         recipe = _canonical_recipe(recipe)
-        config = replace(config, recipe=recipe, **_ADVERSARIAL.get((arch, dataset), {}))
+        config = replace(config, recipe=recipe, **{**_ADVERSARIAL.get((arch, dataset), {}),
+                                                   **_RECIPE_DEFAULTS.get(recipe, {})})
         config = replace(config, **_RECIPE.get((arch, dataset, recipe), {}))
     return config
