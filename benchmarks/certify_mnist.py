@@ -27,7 +27,8 @@ from common import machine, markdown_table  # noqa: E402
 from trustkit.certify import max_certifiable_radius  # noqa: E402
 from trustkit.engine import run  # noqa: E402
 from trustkit.models.store import checkpoint_exists, store_path  # noqa: E402
-from trustkit.studies.certify import ANCHOR, ANCHOR_SOURCE, CertifyConfig, certified_accuracy, certify_study  # noqa: E402
+from trustkit.studies.certify import CertifyConfig, certify_study  # noqa: E402
+from trustkit.studies.certify_results import ANCHOR, ANCHOR_SOURCE, certified_accuracy  # noqa: E402
 from trustkit.train import store_name, train_model  # noqa: E402
 
 ALPHA = 0.001

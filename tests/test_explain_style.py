@@ -15,8 +15,9 @@ from PIL import Image
 from torch import nn
 
 from trustkit.errors import DataNotFoundError, InvalidArgumentError, TrustkitError, UnknownNameError
-from trustkit.explain.style import (LayerFeatures, block_names, choose_layers, content_loss, gram_matrix,
-                                    model_layers, read_image, style_distance, style_loss, transfer_style)
+from trustkit.explain.image_files import read_image
+from trustkit.explain.style import content_loss, gram_matrix, style_distance, style_loss, transfer_style
+from trustkit.explain.style_layers import LayerFeatures, block_names, choose_layers, model_layers
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from trustkit.errors import InvalidArgumentError, TrustkitError, UnknownNameError
-from trustkit.explain.visualize import (DiscriminatorView, discriminator_heads, l2_penalty, maximize_class,
-                                        maximize_feature, real_statistics, total_variation)
+from trustkit.explain.discriminator import DiscriminatorView, discriminator_heads
+from trustkit.explain.priors import l2_penalty, total_variation
+from trustkit.explain.visualize import maximize_class, maximize_feature, real_statistics
 from trustkit.models.features import FeatureExtractor, describe_layers
 
 SHAPE = (1, 8, 8)
@@ -148,7 +149,7 @@ def test_bad_input_is_one_line(digits_cnn: torch.nn.Module) -> None:
 
 
 def test_model_specs_and_the_lab() -> None:
-    from trustkit.studies.visualize import lab_models, parse_model
+    from trustkit.studies.visualize_models import lab_models, parse_model
     from trustkit.train import adversarial_entry
 
     assert adversarial_entry("cnn-digits-pgd-eps0.2", "digits") == ("cnn", "pgd", 0.2)

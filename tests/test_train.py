@@ -133,3 +133,14 @@ def test_long_training_is_announced_with_an_estimate_and_the_ways_out(capsys):
     assert "about 32 h 35 min on cpu" in line and "--device cuda" in line and "resnet20" in line and "--epochs" in line
     assert warn_if_long("train cnn on digits", 0.5, 5, 300, cpu) == pytest.approx(30)
     assert capsys.readouterr().err == ""  # a short run says nothing
+
+
+def test_the_training_estimate_leaves_out_the_first_steps_warm_up():
+    from trustkit.train.fit import StepPace
+
+    pace = StepPace(skip=3, count=5)
+    clock = [0.0, 10.0, 10.2, 10.4, 10.6, 10.8, 11.0, 11.2, 11.4]  # the first step took 10 s, the rest 0.2 s
+    per_step = [pace.tick(now) for now in clock[1:]]
+    assert per_step[:7] == [None] * 7  # nothing before the 3 skipped and the 5 timed steps are done
+    assert per_step[7] == pytest.approx(0.2)  # timing the first five steps gave 2.16 s
+    assert pace.tick(12.0) is None  # estimated once

@@ -93,7 +93,8 @@ def maximize(model: str, trust_code: bool, lab: bool, dataset: str, objective: s
         trustkit explain maximize --model disc196,gan:acgan-cifar --dataset cifar10 --data-root ../data
     """
     from trustkit.engine import run
-    from trustkit.studies.visualize import MaximizeConfig, lab_models, maximize_study
+    from trustkit.studies.visualize import MaximizeConfig, maximize_study
+    from trustkit.studies.visualize_models import lab_models
 
     opt.check_backend(backend, ray_address)
     models = lab_models(dataset) if lab else opt.split_list([model])

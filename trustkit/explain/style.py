@@ -27,32 +27,21 @@ pixels to [0, 1] — the images stay valid model inputs at every step; clamping 
 model does not see, which costs a little progress at saturated pixels and never validity. ``optimizer="adam"``
 (``lr`` in pixel units per step, default 0.02) is the memory-light alternative for large images on small GPUs.
 
-**Layers** are named as everywhere in trustkit (:mod:`trustkit.models.features`: module names such as
-``net.features.20``, or aliases ``relu3``), plus *block names* ``reluB_K`` / ``convB_K``: the K-th activation
-(convolution) of the B-th block of equal spatial size, Gatys' VGG naming, which works for any convnet.
-``convB_K`` is read after its activation when one follows before the next convolution, as in Gatys et al.
-(Caffe's ReLUs are in place): on torchvision's VGG-19 ``conv4_2`` is the module ``net.features.22``. Defaults
-(:func:`default_layers`): style = the first activation of each of the first five blocks (VGG: conv1_1 ...
-conv5_1), content = the second activation of the next-to-last block when there are four or more blocks (VGG:
-conv4_2), else of the last. Blocks smaller than 2×2 at the model's own input size are left out.
-
-Images are tensors in [0, 1] (the models normalise inside); :func:`read_image` decodes a user's file with the
-same safety as trustkit's folder data sets (Pillow's decompression-bomb limit, every decoder error one line).
+**Layers** (content and style; Gatys' block names ``reluB_K`` / ``convB_K`` for any convnet) are chosen by
+:mod:`trustkit.explain.style_layers`; a user's image files are decoded by :mod:`trustkit.explain.image_files`.
 """
 from __future__ import annotations
 
-import difflib
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
-from trustkit.errors import DataNotFoundError, InvalidArgumentError, ShapeMismatchError, UnknownNameError
-from trustkit.explain.visualize import total_variation
-from trustkit.models.features import LayerInfo, describe_layers
+from trustkit.errors import InvalidArgumentError, ShapeMismatchError
+from trustkit.explain.style_layers import LayerFeatures, StyleLayer, choose_layers, model_layers
+from trustkit.images import total_variation
+from trustkit.models.features import LayerInfo
 from trustkit.models.inference import input_gradients_only
 
 STEPS = 200
@@ -64,8 +53,6 @@ TV_WEIGHT = 1.0  # × per-pixel squared TV (pixel²): of the order of the style 
 SIZE = 128  # default long side of the working image, pixels (CPU-friendly; 256–512 on a GPU)
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
-MAX_STYLE_LAYERS = 5  # Gatys et al.: conv1_1 ... conv5_1
-MIN_MAP_PIXELS = 4  # blocks below 2×2 (at the model's own input size) carry no texture statistics
 _TINY = 1e-12
 
 
@@ -139,306 +126,6 @@ def style_loss(features: Mapping[str, torch.Tensor] | torch.Tensor,
                                      f"{target.shape[-1]}; compute the target on the same layer")
         total = total + w[name] * (gram - target).pow(2).sum((-2, -1)).mean()
     return total  # type: ignore[return-value]
-
-
-# --- several layers in one forward pass ----------------------------------------------------------------
-
-class _Done(Exception):
-    """Raised by the last capture hook: the rest of the network is not needed."""
-
-
-class LayerFeatures(nn.Module):
-    """``{module name: output}`` of several modules of ``model`` for images in [0, 1], in one forward pass that
-    stops once the last of them has run (the head — and a fully connected layer that would refuse another
-    image size — never runs). Differentiable in the input. A module that runs twice (a ResNet block's shared
-    ReLU) gives its first output, the one :func:`~trustkit.models.features.describe_layers` measured."""
-
-    def __init__(self, model: nn.Module, layers: Sequence[LayerInfo | str]) -> None:
-        super().__init__()
-        self.model = model
-        self.names = list(dict.fromkeys(layer.name if isinstance(layer, LayerInfo) else layer for layer in layers))
-        if not self.names:
-            raise InvalidArgumentError("no layer to extract; name at least one")
-        modules = dict(model.named_modules())
-        unknown = [name for name in self.names if name not in modules]
-        if unknown:
-            raise UnknownNameError(f"model has no module {', '.join(unknown)}; name layers as describe_layers does")
-        self._modules_by_name = {name: modules[name] for name in self.names}
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        captured: dict[str, torch.Tensor] = {}
-
-        def hook_for(name: str):  # noqa: ANN202 - a forward hook
-            def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-                if name in captured or not isinstance(output, torch.Tensor):
-                    return
-                # a copy: a later in-place op (ReLU(inplace=True), a ResNet's out += identity) would rewrite it
-                captured[name] = output.clone()
-                if len(captured) == len(self.names):
-                    raise _Done
-            return hook
-
-        handles = [module.register_forward_hook(hook_for(name)) for name, module in self._modules_by_name.items()]
-        try:
-            self.model(x)
-        except _Done:
-            pass
-        except (RuntimeError, ValueError) as exc:  # e.g. a layer that cannot take this image size
-            first = " ".join(str(exc).split())[:200]
-            raise ShapeMismatchError(f"the model rejects {'×'.join(map(str, x.shape[1:]))} images before reaching "
-                                     f"{', '.join(n for n in self.names if n not in captured)} ({first}); use "
-                                     "another image size or earlier layers") from None
-        finally:
-            for handle in handles:
-                handle.remove()
-        missing = [name for name in self.names if name not in captured]
-        if missing:
-            raise InvalidArgumentError(f"layer(s) {', '.join(missing)} did not run in the model's forward pass; "
-                                       "pick layers that describe_layers lists")
-        return captured
-
-
-# --- choosing layers ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StyleLayer:
-    """A layer used for style or content: its :class:`LayerInfo` (shape at the model's own input size) and its
-    block name (``relu4_2``; empty when it is in no block)."""
-
-    info: LayerInfo
-    block: str
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def label(self) -> str:
-        """``relu4_2 = relu10 (net.features.22)``."""
-        return f"{self.block} = {self.info.label}" if self.block else self.info.label
-
-
-@dataclass(frozen=True)
-class LayerChoice:
-    """The content and style layers of a transfer (execution order)."""
-
-    content: tuple[StyleLayer, ...]
-    style: tuple[StyleLayer, ...]
-
-    @property
-    def names(self) -> list[str]:
-        """Every module name involved, in execution order."""
-        chosen = {layer.name: layer for layer in self.content + self.style}
-        return [layer.name for layer in sorted(chosen.values(), key=lambda layer: layer.info.order)]
-
-
-def block_names(layers: Sequence[LayerInfo]) -> dict[str, LayerInfo]:
-    """``{"relu1_1": layer, "conv1_1": layer, ...}``: blocks are runs of layers with feature maps of the same
-    spatial size; ``reluB_K`` is the K-th activation of block B, ``convB_K`` its K-th convolution read after
-    the activation that follows it (before the next convolution), else its own output."""
-    names: dict[str, LayerInfo] = {}
-    block, size, counts = 0, None, {"conv": 0, "relu": 0}
-    spatial = [layer for layer in layers if len(layer.shape) == 3]
-    for index, layer in enumerate(spatial):
-        if layer.shape[1:] != size:
-            block, size, counts = block + 1, layer.shape[1:], {"conv": 0, "relu": 0}
-        if layer.kind == "relu":
-            counts["relu"] += 1
-            names[f"relu{block}_{counts['relu']}"] = layer
-        elif layer.kind == "conv":
-            counts["conv"] += 1
-            shown = layer
-            for later in spatial[index + 1:]:
-                if later.kind == "conv" or later.shape[1:] != size:
-                    break
-                if later.kind == "relu":  # describe_layers calls every activation type "relu"
-                    shown = later
-                    break
-            names[f"conv{block}_{counts['conv']}"] = shown
-    return names
-
-
-def _blocks(layers: Sequence[LayerInfo]) -> list[list[LayerInfo]]:
-    """Candidate layers per block: the activations (a block without any offers its convolutions)."""
-    blocks: list[list[LayerInfo]] = []
-    size = None
-    for layer in layers:
-        if len(layer.shape) != 3:
-            continue
-        if layer.shape[1:] != size:
-            blocks.append([])
-            size = layer.shape[1:]
-        blocks[-1].append(layer)
-    chosen = []
-    for members in blocks:
-        if members[0].shape[1] * members[0].shape[2] < MIN_MAP_PIXELS:
-            continue
-        activations = [m for m in members if m.kind == "relu"]
-        candidates = activations or [m for m in members if m.kind == "conv"]
-        if candidates:
-            chosen.append(candidates)
-    return chosen
-
-
-def default_layers(layers: Sequence[LayerInfo]) -> tuple[list[LayerInfo], list[LayerInfo]]:
-    """``(content layers, style layers)`` by Gatys et al.'s recipe, for any convnet (see the module doc)."""
-    blocks = _blocks(layers)
-    if not blocks:
-        raise ShapeMismatchError("this model has no convolutional feature maps of at least 2×2 for style transfer; "
-                                 "use a convnet (a zoo cnn or resnet, torchvision:vgg19)")
-    style = [block[0] for block in blocks[:MAX_STYLE_LAYERS]]
-    content_block = blocks[-2] if len(blocks) >= 4 else blocks[-1]
-    content = [content_block[1] if len(content_block) > 1 else content_block[0]]
-    return content, style
-
-
-def _lookup(layers: Sequence[LayerInfo], blocks: dict[str, LayerInfo]) -> dict[str, LayerInfo]:
-    table = {}
-    for layer in layers:
-        table[layer.name.lower()] = layer
-        table[layer.alias.lower()] = layer
-    table.update({name.lower(): layer for name, layer in blocks.items()})
-    return table
-
-
-def choose_layers(layers: Sequence[LayerInfo], content: Sequence[str] | None = None,
-                  style: Sequence[str] | None = None) -> LayerChoice:
-    """The content and style layers named by ``content`` / ``style`` (module names, aliases or block names,
-    case-insensitive; empty: :func:`default_layers`). An unknown name, or a layer without a spatial feature map,
-    is one line listing what there is."""
-    blocks = block_names(layers)
-    table = _lookup(layers, blocks)
-    block_of: dict[str, str] = {}  # module name -> "conv4_2/relu4_2" (every block name that reads it)
-    for name, layer in sorted(blocks.items(), key=lambda item: not item[0].startswith("conv")):
-        block_of[layer.name] = f"{block_of[layer.name]}/{name}" if layer.name in block_of else name
-    defaults = default_layers(layers) if not content or not style else None
-
-    def pick(names: Sequence[str] | None, fallback: list[LayerInfo], role: str) -> tuple[StyleLayer, ...]:
-        if not names:
-            chosen = fallback
-        else:
-            chosen = []
-            for raw in names:
-                key = raw.strip().lower()
-                layer = table.get(key)
-                if layer is None:
-                    close = difflib.get_close_matches(key, list(table), n=1, cutoff=0.6)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
-                    spatial = ", ".join(StyleLayer(x, block_of.get(x.name, "")).label for x in layers
-                                        if len(x.shape) == 3)
-                    raise UnknownNameError(f"unknown {role} layer '{raw}'{hint}; this model's feature maps: {spatial}")
-                if len(layer.shape) != 3:
-                    raise InvalidArgumentError(f"{role} layer '{raw}' ({layer.label}) has no spatial feature map (its "
-                                               f"output is {layer.shape_text}); pick a convolutional layer")
-                chosen.append(layer)
-        unique = {layer.name: layer for layer in chosen}
-        ordered = sorted(unique.values(), key=lambda layer: layer.order)
-        return tuple(StyleLayer(layer, block_of.get(layer.name, "")) for layer in ordered)
-
-    return LayerChoice(pick(content, defaults[0] if defaults else [], "content"),
-                       pick(style, defaults[1] if defaults else [], "style"))
-
-
-def model_layers(model: nn.Module, input_shape: Sequence[int]) -> list[LayerInfo]:
-    """:func:`~trustkit.models.features.describe_layers` of ``model`` at its own input size ``input_shape``
-    (C×H×W); a model that cannot take it is one line."""
-    try:
-        return describe_layers(model, tuple(int(s) for s in input_shape))
-    except (RuntimeError, ValueError) as exc:
-        first = " ".join(str(exc).split())[:200]
-        raise ShapeMismatchError(f"the model rejects images of shape {'×'.join(map(str, input_shape))} ({first}); "
-                                 "pass the input shape it was built for") from None
-
-
-# --- reading the user's images --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ImageFile:
-    """A decoded image: ``image`` 1×C×H×W float32 in [0, 1]; the file's Pillow ``mode`` and pixel ``size``
-    (width, height, upright) before resizing; ``note`` says how its colours were converted (empty: not at all)."""
-
-    image: torch.Tensor
-    path: str
-    mode: str
-    size: tuple[int, int]
-    note: str = ""
-
-
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
-def read_image(path: str | Path, *, channels: int = 3, size: int | tuple[int, int] | None = None) -> ImageFile:
-    """Decode an image file for a model of ``channels`` (1: grey, 3: RGB) input channels.
-
-    ``size`` an int: resize (bicubic, antialiased) so the longer side has ``size`` pixels, keeping the aspect
-    ratio; a ``(height, width)`` pair: scale to cover it and centre-crop (no stretching — brush strokes keep their
-    shape); None: keep the file's size. Photos are turned upright by their EXIF orientation. Colour files are converted to grey for a 1-channel model (ITU-R 601 luma,
-    Pillow's ``L``) and grey files replicated for an RGB one; transparent pixels are shown on white. A missing,
-    empty, truncated or undecodable file (or one over Pillow's decompression-bomb limit) is one
-    DataNotFoundError line naming it, as for trustkit's folder data sets (:mod:`trustkit.data.folder`).
-    """
-    from PIL import Image, ImageOps
-
-    if channels not in (1, 3):
-        raise ShapeMismatchError(f"style transfer reads images as grey (1 channel) or RGB (3), but this model takes "
-                                 f"{channels} channels; use a grey or RGB model")
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataNotFoundError(f"no image file {path}; check the path (any format Pillow reads: PNG, JPEG ...)")
-    mode = "L" if channels == 1 else "RGB"
-    try:
-        with Image.open(path) as image:
-            original = image.mode
-            # phone photos are stored sideways with an EXIF orientation tag: turn them upright, as viewers do
-            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            file_size = image.size[::-1] if turned else image.size
-            target = _target_size(file_size, size)
-            if image.format == "JPEG":  # decode at a power-of-two reduction when the target is much smaller
-                image.draft(mode, target[::-1] if turned else target)
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            image = image.convert(mode)
-            if isinstance(size, tuple):
-                image = ImageOps.fit(image, target, method=Image.BICUBIC)
-            elif image.size != target:
-                image = image.resize(target, Image.BICUBIC, reducing_gap=3.0)
-            import numpy as np
-
-            array = np.asarray(image, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:  # what Pillow raises
-        empty = path.stat().st_size == 0
-        detail = "empty file" if empty else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-        raise DataNotFoundError(f"cannot decode {path} ({detail}); give a PNG or JPEG image that opens in an "
-                                "image viewer") from None
-    array = array[:, :, None] if array.ndim == 2 else array
-    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255).contiguous()
-    grey = original in GREY_MODES
-    note = ""
-    if channels == 1 and not grey:
-        note = f"{path.name} is colour ({original}); converted to grey (ITU-R 601 luma) for this 1-channel model"
-    elif channels == 3 and grey:
-        note = f"{path.name} is grey ({original}); its channel is repeated as R, G and B for this RGB model"
-    return ImageFile(tensor, str(path), original, file_size, note)
-
-
-def _target_size(file_size: tuple[int, int], size: int | tuple[int, int] | None) -> tuple[int, int]:
-    """(width, height) of the decoded image."""
-    width, height = file_size
-    if size is None:
-        target = (width, height)
-    elif isinstance(size, tuple):
-        target = (int(size[1]), int(size[0]))
-    else:
-        if int(size) < 8:
-            raise InvalidArgumentError(f"image size must be at least 8 pixels, got {size}; pass e.g. size=128")
-        scale = int(size) / max(width, height)
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if min(target) < 8:
-        raise InvalidArgumentError(f"the image would be {target[0]}×{target[1]} pixels; style transfer needs at least "
-                                   "8 on each side: use a larger size or a less elongated image")
-    return target
 
 
 # --- the optimisation ------------------------------------------------------------------------------------
@@ -632,7 +319,5 @@ def style_distance(model: nn.Module, image: torch.Tensor, style: torch.Tensor,
         return float(style_loss(mine, targets, weights))
 
 
-__all__ = ["CONTENT_WEIGHT", "INITS", "OPTIMIZERS", "STEPS", "STYLE_WEIGHT", "TV_WEIGHT", "ImageFile",
-           "LayerChoice", "LayerFeatures", "StyleLayer", "StyleResult", "block_names", "check_settings",
-           "choose_layers", "content_loss", "default_layers", "gram_matrix", "model_layers", "read_image",
-           "style_distance", "style_loss", "transfer_style"]
+__all__ = ["CONTENT_WEIGHT", "INITS", "OPTIMIZERS", "STEPS", "STYLE_WEIGHT", "TV_WEIGHT", "StyleResult",
+           "check_settings", "content_loss", "gram_matrix", "style_distance", "style_loss", "transfer_style"]

@@ -23,12 +23,11 @@ model contract's inputs in [0, 1] (normalisation is inside the model).
 
 Targets are functions of [0, 1] images: a classifier's logits, one channel of a layer named as in
 :mod:`trustkit.models.features` (``relu2``, ``net.3``), or a GAN's discriminator seen through
-:class:`DiscriminatorView` (which maps the pixels to the [-1, 1] range the discriminator was trained on).
+:class:`~trustkit.explain.discriminator.DiscriminatorView` (which maps the pixels to the [-1, 1] range the discriminator was trained on).
 Regulariser weights are per pixel (means over pixels), so one setting suits 8×8 digits and 32×32 CIFAR alike.
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Callable, NamedTuple, Sequence
 
@@ -36,14 +35,10 @@ import torch
 from torch import nn
 
 from trustkit.errors import InvalidArgumentError, ShapeMismatchError
-from trustkit.generative import AdversarialModel, GenerativeModel
-from trustkit.generative.base import to_signed
-from trustkit.images import total_variation  # noqa: F401 - the TV_β prior, also public here
+from trustkit.explain.priors import Center, centre_image, gaussian_blur, l2_penalty, total_variation
 from trustkit.models.features import FeatureExtractor, LayerInfo, describe_layers, resolve_layers
 from trustkit.models.inference import input_gradients_only
 
-Center = float | Sequence[float] | torch.Tensor
-"""What the L2 decay pulls towards: one pixel value, one per channel, or a C×H×W image (all in [0, 1])."""
 Objective = Callable[[torch.Tensor], torch.Tensor]
 """``objective(images N×C×H×W in [0, 1]) -> N values`` to maximise, differentiable in the images."""
 
@@ -63,7 +58,6 @@ BLUR_EVERY = 4
 BLUR_SIGMA = 0.5
 INIT_NOISE = 0.1
 
-HEADS = ("auto", "class", "source")
 
 
 class Maximized(NamedTuple):
@@ -83,47 +77,6 @@ class Maximized(NamedTuple):
     def end(self) -> torch.Tensor:
         """The objective of the final images (N)."""
         return self.trace[:, -1]
-
-
-# --- the priors ------------------------------------------------------------------------------------------
-
-def _centre(center: Center, shape: Sequence[int]) -> torch.Tensor:
-    """``center`` as a 1×C×H×W float tensor: one value, one per channel, or a C×H×W (mean) image."""
-    value = torch.as_tensor(center, dtype=torch.float32).detach().cpu()
-    channels = shape[0]
-    if value.dim() == 0:
-        value = value.reshape(1, 1, 1, 1)
-    elif value.dim() == 1 and value.numel() in (1, channels):
-        value = value.reshape(1, -1, 1, 1)
-    elif value.dim() == 3 and tuple(value.shape) == tuple(shape):
-        value = value.unsqueeze(0)
-    else:
-        raise ShapeMismatchError(f"l2_center has shape {tuple(value.shape)} for {tuple(shape)} images; pass one "
-                                 "value, one per channel, or a C×H×W image")
-    if not torch.isfinite(value).all():
-        raise InvalidArgumentError("l2_center holds NaN or infinite values; pass pixel values in [0, 1]")
-    return value.expand(1, *shape).clamp(0, 1)
-
-
-def l2_penalty(x: torch.Tensor, center: Center = 0.5) -> torch.Tensor:
-    """Per-image mean of (x − center)² (pixel²) for images N×C×H×W: Simonyan's λ‖x − x̄‖² decay towards
-    ``center`` (one value, one per channel, or a C×H×W image such as the data set's mean image)."""
-    return (x - _centre(center, x.shape[1:]).to(x.device, x.dtype)).pow(2).flatten(1).mean(1)
-
-
-def _blur_kernel(sigma: float, height: int, width: int) -> int:
-    # ±3σ covers 99.7% of the Gaussian; reflect padding needs the half-width below the image side
-    size = 2 * math.ceil(3 * sigma) + 1
-    limit = 2 * min(height, width) - 1
-    return max(1, min(size, limit if limit % 2 else limit - 1))
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``x`` (N×C×H×W) blurred by a Gaussian of standard deviation ``sigma`` pixels (reflect padding)."""
-    from torchvision.transforms.functional import gaussian_blur as blur
-
-    size = _blur_kernel(sigma, x.shape[-2], x.shape[-1])
-    return x if size == 1 else blur(x, [size, size], [sigma, sigma])
 
 
 # --- checks ----------------------------------------------------------------------------------------------
@@ -216,7 +169,7 @@ def maximize(objective: Objective, shape: Sequence[int], *, n: int = 1, steps: i
     init_noise = _finite("init_noise", init_noise, fix="pass the start noise amplitude in pixels, e.g. 0.1")
     device = torch.device(device)
     generator = torch.Generator().manual_seed(int(seed))
-    centre = _centre(l2_center, shape)
+    centre = centre_image(l2_center, shape)
     if init is not None:
         start = torch.as_tensor(init, dtype=torch.float32)
         if start.dim() == 3:
@@ -405,79 +358,6 @@ def real_statistics(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     return mean, std
 
 
-# --- GAN discriminators as targets -------------------------------------------------------------------------
-
-def discriminator_heads(model: GenerativeModel | type[GenerativeModel]) -> list[str]:
-    """The heads :class:`DiscriminatorView` can show for ``model``, the default first: "class" (ACGAN's
-    auxiliary classifier, a conditional GAN's per-class realness) and/or "source" (the real/fake logit of an
-    unconditional D, a WGAN critic's score)."""
-    family = model if isinstance(model, type) else type(model)
-    if not issubclass(family, AdversarialModel):
-        raise InvalidArgumentError(f"{family.__name__} is not a GAN and has no discriminator; pick dcgan, acgan, "
-                                   "cgan or wgan-gp")
-    if hasattr(family, "classify"):  # ACGAN: a class head and an unconditional real/fake head
-        return ["class", "source"]
-    # a conditional GAN's D judges "real image of class y": it has no verdict without a class
-    return ["class"] if family.conditional else ["source"]
-
-
-class DiscriminatorView(nn.Module):
-    """A GAN's discriminator as a classifier of [0, 1] images: ``forward(x)`` returns logits N×K.
-
-    ``head`` "class": ACGAN's auxiliary class logits (K = the data set's classes) or, for a conditional GAN,
-    D's real/fake logit given each class in turn (how real the image looks *as that class*); "source": the
-    real/fake logit (a WGAN critic's score), K = 1; "auto": "class" where the model has one. Pixels are mapped
-    to [-1, 1] (:func:`trustkit.generative.base.to_signed`), the range the discriminator was trained on.
-    """
-
-    def __init__(self, model: GenerativeModel, head: str = "auto") -> None:
-        super().__init__()
-        heads = discriminator_heads(model)
-        if head not in HEADS:
-            raise InvalidArgumentError(f"unknown discriminator head '{head}'; pick one of {', '.join(HEADS)}")
-        if head == "auto":
-            head = heads[0]
-        if head not in heads:
-            raise InvalidArgumentError(f"{type(model).__name__} has no '{head}' head; it has: {', '.join(heads)}")
-        self.gan = model.eval()
-        self.head = head
-        self.num_outputs = model.num_classes if head == "class" else 1
-        # WGAN-GP's critic takes the images only; the DCGAN family's takes (images, labels)
-        self._critic_takes_labels = len(inspect.signature(model.critic).parameters) > 1
-
-    def _critic(self, signed: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.gan.critic(signed, labels) if self._critic_takes_labels else self.gan.critic(signed)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        signed = to_signed(x)
-        if self.head == "source":
-            return self._critic(signed, None).reshape(len(x), 1)
-        if hasattr(self.gan, "classify"):
-            return self.gan.classify(signed)
-        scores = [self._critic(signed, torch.full((len(x),), k, dtype=torch.long, device=x.device))
-                  for k in range(self.gan.num_classes)]
-        return torch.stack(scores, dim=1)
-
-
-def output_names(model: nn.Module, class_names: Sequence[str], num_outputs: int) -> list[str]:
-    """Display names of ``model``'s ``num_outputs`` logits: "real" for a discriminator's real/fake logit, else
-    the data set's ``class_names`` (an output beyond them is named by its index)."""
-    if isinstance(model, DiscriminatorView) and model.head == "source":
-        return ["real"]
-    names = [str(c) for c in class_names]
-    return [names[i] if i < len(names) else str(i) for i in range(num_outputs)]
-
-
-def softmax_probability(logits: torch.Tensor, index: int) -> float:
-    """The model's probability of output ``index`` for one image's logits (K): softmax over K > 1 outputs, the
-    sigmoid of a single real/fake logit."""
-    logits = logits.float().reshape(-1)
-    if logits.numel() == 1:
-        return float(torch.sigmoid(logits[0]))
-    return float(torch.softmax(logits, 0)[index])
-
-
-__all__ = ["Center", "DiscriminatorView", "Maximized", "Objective", "auto_jitter", "check_settings", "class_objective",
-           "discriminator_heads", "feature_objective", "find_layer", "gaussian_blur", "l2_penalty", "maximize",
-           "maximize_class", "maximize_feature", "output_names", "output_size", "real_statistics", "softmax_probability",
-           "total_variation"]
+__all__ = ["Center", "Maximized", "Objective", "auto_jitter", "check_settings", "class_objective", "feature_objective",
+           "find_layer", "gaussian_blur", "l2_penalty", "maximize", "maximize_class", "maximize_feature", "output_size",
+           "real_statistics", "total_variation"]

@@ -14,7 +14,8 @@ import pandas as pd
 
 from trustkit.images import figure_uri, new_figure
 from trustkit.report.html import records, render
-from trustkit.studies.certify import ANCHOR, ANCHOR_SOURCE, CertifyConfig, anchor_rows
+from trustkit.studies.certify import CertifyConfig
+from trustkit.studies.certify_results import ANCHOR, ANCHOR_SOURCE, anchor_rows
 
 
 def radius_plot(certificates: pd.DataFrame, results: pd.DataFrame, anchor: list[dict[str, Any]]) -> str:
@@ -63,7 +64,7 @@ def _context(info: dict[str, Any], tables: dict[str, pd.DataFrame], checks: list
     results, certificates = tables["results.csv"], tables["certificates.csv"]
     attack = tables["attack.csv"]
     config = _config(info)
-    anchor = anchor_rows(certificates, config)
+    anchor = anchor_rows(certificates, dataset=config.dataset, n=config.n, alpha=config.alpha)
     summary = []
     for (model, sigma), part in results.groupby(["model", "sigma"], sort=False):
         first = part.iloc[0]

@@ -41,29 +41,11 @@ from trustkit.runtime import check_run_options, seed_everything
 from trustkit.sanity import Check
 from trustkit.studies.base import Memo, Progress, RunSettings, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import model_fingerprint
+from trustkit.studies.certify_results import (ATTACK_COLUMNS, CERTIFICATE_COLUMNS, RESULT_COLUMNS, certify_checks,
+                                             curve_rows, radius_grid)
 from trustkit.train import format_sigma, gaussian_entry, store_name
 
 CHUNK = 50  # images per certification cell: what a killed run loses at most
-RADIUS_STEP = 0.25  # the default radius grid: multiples of this up to the largest certifiable radius
-MAX_DEFAULT_RADIUS = 4.0
-
-# Jeong & Shin (NeurIPS 2020), published logs of Cohen et al.'s Gaussian training: LeNet on MNIST, full test set,
-# N = 100,000, N0 = 100, α = 0.001. Certified accuracy (fraction) by σ and ℓ2 radius.
-ANCHOR = {0.25: {0.0: 0.992, 0.5: 0.967},
-          0.5: {0.0: 0.992, 0.5: 0.969, 1.0: 0.898, 1.5: 0.678},
-          1.0: {0.0: 0.963, 0.5: 0.914, 1.0: 0.799, 1.5: 0.595, 2.0: 0.325}}
-ANCHOR_SOURCE = ("Jeong & Shin 2020, Gaussian training (Cohen et al. 2019), LeNet on MNIST, full test set, "
-                 "N = 100,000")
-
-RESULT_COLUMNS = ["model", "entry", "dataset", "sigma", "radius", "certified_accuracy", "reachable", "radius_limit",
-                  "acr", "abstentions", "abstention_rate", "smoothed_accuracy", "predict_abstentions",
-                  "base_noise_accuracy", "base_clean_accuracy", "n_images", "n0", "n", "alpha"]
-CERTIFICATE_COLUMNS = ["model", "entry", "dataset", "sigma", "index", "label", "prediction", "p_lower", "radius",
-                       "correct", "predict", "noise_accuracy"]
-ATTACK_COLUMNS = ["model", "entry", "dataset", "sigma", "fraction", "inside", "images", "attacked", "mean_l2",
-                  "max_norm_over_radius", "changed", "abstained", "violations", "steps", "eot_samples"]
-
-
 @dataclass(frozen=True)
 class CertifyConfig(RunSettings):
     """What ``trustkit certify`` runs.
@@ -154,15 +136,6 @@ def model_entry(model: str, dataset: str, sigma: float) -> str:
     return store_name(arch, get_spec(dataset).name, "gaussian", sigma=sigma) if arch is not None else model
 
 
-def radius_grid(config: CertifyConfig) -> list[float]:
-    """The ℓ2 radii of results.csv: the configured ones, or steps of 0.25 up to the largest certifiable radius."""
-    if config.radii is not None:
-        return sorted({float(r) for r in config.radii} | {0.0})
-    reach = max(max_certifiable_radius(s, config.n, config.alpha) for s in config.sigmas)
-    top = min(reach, MAX_DEFAULT_RADIUS)
-    return [round(k * RADIUS_STEP, 6) for k in range(int(math.floor(top / RADIUS_STEP + 1e-9)) + 1)]
-
-
 @dataclass
 class CertifyStudy:
     """A validated certify configuration as engine cells."""
@@ -187,7 +160,7 @@ class CertifyStudy:
 
     def settings(self) -> dict[str, Any]:
         return {**asdict(self.config), "dataset": get_spec(self.config.dataset).name,
-                "radii": radius_grid(self.config),
+                "radii": radius_grid(self.config.radii, self.config.sigmas, self.config.n, self.config.alpha),
                 "radius_limits": {format_sigma(s): max_certifiable_radius(s, self.config.n, self.config.alpha)
                                   for s in self.config.sigmas}}
 
@@ -320,13 +293,16 @@ class CertifyStudy:
         results = []
         for (model, sigma), group in output.groups.items():
             rows = certificate_frame[(certificate_frame["model"] == model) & (certificate_frame["sigma"] == sigma)]
-            results += curve_rows(rows, group, radius_grid(c), c, dataset)
+            results += curve_rows(rows, group, radius_grid(c.radii, c.sigmas, c.n, c.alpha), dataset=dataset,
+                                  n0=c.n0, n=c.n, alpha=c.alpha)
         return {"results.csv": pd.DataFrame(results, columns=RESULT_COLUMNS),
                 "certificates.csv": certificate_frame,
                 "attack.csv": pd.DataFrame(attacks, columns=ATTACK_COLUMNS)}
 
     def checks(self, tables: dict[str, pd.DataFrame], output: StudyOutput) -> list[Check]:
-        return certify_checks(self.config, tables)
+        c = self.config
+        return certify_checks(tables, dataset=c.dataset, sigmas=c.sigmas, n=c.n, alpha=c.alpha, attack_n=c.attack_n,
+                              radii=c.radii)
 
     def group_checks(self, output: StudyOutput) -> list[Check]:
         return []
@@ -347,101 +323,6 @@ def _test_size(config: CertifyConfig) -> int:
     """Test images of the data set when known without loading it (built-in sets), else the request itself."""
     sizes = {"digits": 360, "mnist": 10_000, "cifar10": 10_000}
     return sizes.get(get_spec(config.dataset).name, config.n_images)
-
-
-def certified_accuracy(certificates: pd.DataFrame, radius: float) -> float:
-    """Fraction of images classified correctly with a certified radius ≥ ``radius`` (Cohen et al.'s curve)."""
-    if not len(certificates):
-        return float("nan")
-    return float((certificates["correct"].astype(bool) & (certificates["radius"] >= radius)).mean())
-
-
-def curve_rows(certificates: pd.DataFrame, group: dict[str, Any], radii: list[float], config: CertifyConfig,
-               dataset: str) -> list[dict[str, Any]]:
-    """The results rows of one (model, σ): certified accuracy at every radius and the group's summary numbers."""
-    n = len(certificates)
-    correct = certificates["correct"].astype(bool) if n else pd.Series(dtype=bool)
-    acr = float((certificates["radius"] * correct).mean()) if n else float("nan")
-    abstentions = int((certificates["prediction"] == ABSTAIN).sum()) if n else 0
-    smoothed = float((certificates["predict"] == certificates["label"]).mean()) if n else float("nan")
-    predict_abstentions = int((certificates["predict"] == ABSTAIN).sum()) if n else 0
-    noise = float(certificates["noise_accuracy"].mean()) if n else float("nan")
-    limit = group["radius_limit"]
-    return [{"model": group["model"], "entry": group["entry"], "dataset": dataset, "sigma": group["sigma"],
-             "radius": r, "certified_accuracy": certified_accuracy(certificates, r), "reachable": bool(r <= limit),
-             "radius_limit": limit, "acr": acr, "abstentions": abstentions,
-             "abstention_rate": abstentions / n if n else float("nan"), "smoothed_accuracy": smoothed,
-             "predict_abstentions": predict_abstentions, "base_noise_accuracy": noise,
-             "base_clean_accuracy": group["base_clean_accuracy"], "n_images": n, "n0": config.n0, "n": config.n,
-             "alpha": config.alpha} for r in radii]
-
-
-def anchor_rows(certificates: pd.DataFrame, config: CertifyConfig) -> list[dict[str, Any]]:
-    """Our certified accuracy beside :data:`ANCHOR` at its radii (MNIST only): one row per model × σ × radius
-    for every σ the anchor has, ``reachable`` False where the radius lies beyond what N can certify."""
-    if get_spec(config.dataset).name != "mnist":
-        return []
-    rows = []
-    for (model, sigma), part in certificates.groupby(["model", "sigma"], sort=False):
-        published = next((v for s, v in ANCHOR.items() if math.isclose(s, sigma)), None)
-        if published is None:
-            continue
-        limit = max_certifiable_radius(sigma, config.n, config.alpha)
-        for radius, value in published.items():
-            ours = certified_accuracy(part, radius)
-            rows.append({"model": model, "sigma": sigma, "radius": radius, "published": value, "ours": ours,
-                         "difference": ours - value, "reachable": radius <= limit, "n_images": len(part)})
-    return rows
-
-
-def certify_checks(config: CertifyConfig, tables: dict[str, pd.DataFrame]) -> list[Check]:
-    """The consistency check per (model, σ) and, per σ, whether N can reach the radii asked about."""
-    checks = []
-    attack = tables["attack.csv"]
-    for (model, sigma), part in tables["results.csv"].groupby(["model", "sigma"], sort=False):
-        name = f"certificate consistency: {model} σ={sigma:g}"
-        rows = attack[(attack["model"] == model) & (attack["sigma"] == sigma)]
-        inside, outside = rows[rows["inside"].astype(bool)], rows[~rows["inside"].astype(bool)]
-        if config.attack_n == 0 or not len(rows):
-            checks.append(Check(name, "skipped", "not run (--attack-n 0)" if config.attack_n == 0 else
-                                "the attack cell did not finish", "certify-consistency"))
-            continue
-        attacked = int(rows["attacked"].max())
-        if attacked == 0:
-            checks.append(Check(name, "skipped", "no attacked image was certified", "certify-consistency"))
-            continue
-        violations = int(inside["violations"].sum())
-        strength = (f"; beyond the radius ({', '.join(f'{f:g}·R' for f in outside['fraction'])}) the attack changed "
-                    f"{int(outside['changed'].sum())} of {attacked * len(outside)} predictions" if len(outside) else "")
-        if violations:
-            checks.append(Check(name, "flag", f"{violations} certified point(s) changed their smoothed prediction "
-                                f"under an ℓ2 perturbation shorter than their certified radius (PGD + EOT on the "
-                                f"smoothed classifier, {attacked} images): each certificate may fail with probability "
-                                f"α = {config.alpha:g}, more than that is a bug or a broken noise model{strength}",
-                                "certify-consistency"))
-        else:
-            fractions = ", ".join(f"{f:g}·R" for f in inside["fraction"])
-            checks.append(Check(name, "pass", f"PGD with EOT on the smoothed classifier at {fractions} changed none of "
-                                f"the {attacked} certified predictions{strength}", "certify-consistency"))
-    # radii the user asked for (--radius) or the anchor's; the default grid is shared by every σ and marks the
-    # radii beyond one σ's reach in its rows (reachable = False) without flagging them
-    grid = radius_grid(config) if config.radii is not None else []
-    for sigma in config.sigmas:
-        limit = max_certifiable_radius(sigma, config.n, config.alpha)
-        asked = set(grid)
-        if get_spec(config.dataset).name == "mnist":
-            asked |= set(next((v for s, v in ANCHOR.items() if math.isclose(s, sigma)), {}))
-        beyond = sorted(r for r in asked if r > limit)
-        name = f"sample size reach: σ={sigma:g}, N={config.n:,}"
-        if beyond:
-            checks.append(Check(name, "flag", f"with N = {config.n:,} and α = {config.alpha:g} no radius above "
-                                f"{limit:.3f} (σ·Φ⁻¹(α^(1/N))) can be certified at σ = {sigma:g}, so certified "
-                                f"accuracy at r = {', '.join(f'{r:g}' for r in beyond)} is 0 by construction, not a "
-                                f"measurement; raise --n to reach them", "certify-reach"))
-        else:
-            checks.append(Check(name, "pass", f"N = {config.n:,} certifies radii up to {limit:.3f} at σ = {sigma:g}, "
-                                f"beyond every radius reported", "certify-reach"))
-    return checks
 
 
 def certify_study(config: CertifyConfig) -> CertifyStudy:

@@ -29,9 +29,9 @@ import torch
 from trustkit.blackbox.models import check_model_spec
 from trustkit.data import get_spec
 from trustkit.errors import InvalidArgumentError
-from trustkit.explain.style import (CONTENT_WEIGHT, SIZE, STEPS, TV_WEIGHT, LayerChoice,
-                                    LayerFeatures, check_settings, choose_layers, model_layers, read_image,
-                                    transfer_style)
+from trustkit.explain.image_files import read_image
+from trustkit.explain.style import CONTENT_WEIGHT, SIZE, STEPS, TV_WEIGHT, check_settings, transfer_style
+from trustkit.explain.style_layers import LayerChoice, LayerFeatures, choose_layers, model_layers
 from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.images import pack_images
 from trustkit.models import MODELS

@@ -11,7 +11,8 @@ Models are compared side by side, each with a role: a *standard* classifier, an 
 (robust models give perceptually aligned images, Santurkar et al. 2019) and a *GAN discriminator* of the
 generative zoo (``gan:acgan``: its auxiliary class head; ``gan:dcgan``: its real/fake logit) — the lab of the
 seed deck. A model is written ``SPEC`` or ``ROLE=SPEC``; without a role it is inferred (the checkpoint's
-training recipe; "GAN discriminator" for ``gan:`` specs). :func:`lab_models` is the lab's trio.
+training recipe; "GAN discriminator" for ``gan:`` specs). :mod:`trustkit.studies.visualize_models` reads and
+checks them; its :func:`~trustkit.studies.visualize_models.lab_models` is the lab's trio.
 
 Zoo classifiers, generators and adversarially trained store entries named as ``trustkit train --adv RECIPE
 --eps EPS`` names them (``cnn-digits-pgd-eps0.2``, trained with that command's defaults) are trained by the
@@ -19,102 +20,37 @@ engine on first use (:meth:`MaximizeStudy.prerequisites`), before any group is p
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from trustkit.blackbox.models import check_model_spec
 from trustkit.data import get_spec, load_dataset
-from trustkit.errors import CheckpointError, InvalidArgumentError, UnknownNameError
-from trustkit.explain.visualize import (BLUR_EVERY, BLUR_SIGMA, HEADS, L2, LR, STEPS, TV, TV_BETA, DiscriminatorView,
-                                        auto_jitter, check_settings, discriminator_heads, find_layer,
-                                        maximize_class, maximize_feature, output_names, real_statistics, softmax_probability,
-                                        total_variation)
-from trustkit.fingerprint import cache_key, file_fingerprint, tensor_fingerprint
+from trustkit.errors import InvalidArgumentError
+from trustkit.explain.discriminator import output_names, softmax_probability
+from trustkit.explain.visualize import (BLUR_EVERY, BLUR_SIGMA, L2, LR, STEPS, TV, TV_BETA, auto_jitter,
+                                        check_settings, find_layer, maximize_class, maximize_feature,
+                                        real_statistics, total_variation)
+from trustkit.fingerprint import cache_key, tensor_fingerprint
 from trustkit.images import pack_images
-from trustkit.models import MODELS
 from trustkit.models.features import LayerInfo
 from trustkit.models.inference import predict_logits
-from trustkit.runtime import check_run_options, seed_everything
+from trustkit.runtime import check_run_options, seed_everything, small_image_threads
 from trustkit.sanity import Check
 from trustkit.studies.base import RUN_ONLY_SETTINGS as BASE_RUN_ONLY
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
-from trustkit.studies.bench_cells import model_fingerprint
-from trustkit.train import adversarial_entry
+from trustkit.studies.visualize_models import ModelChoice, check_models, load_classifier, load_gan, train_steps
 
-GAN_PREFIX = "gan:"
-BUILT_IN_DATASETS = ("digits", "mnist", "cifar10", "faces", "olivetti")  # where a mismatched store entry may be from
 TARGETS = ("class", "feature")
 DEFAULT_CHANNELS = 8  # feature targets: the layer's first channels unless --channels names them
-ROLES = {"standard": "standard", "adversarial": "adversarially trained", "gan": "GAN discriminator"}
-# The lab's adversarially trained model: PGD (Madry et al.) at the middle of the data set's eps grid. On 2 CPU
-# cores the whole trio trains in under 2 minutes from an empty store (once; the store keeps it).
-LAB_RECIPE = "pgd"
-LAB_EPS = {"digits": 0.2, "mnist": 0.3, "cifar10": 8 / 255}
 # Run settings that decide where and how cells execute, not their numbers: left out of the cache keys.
 # (and the cell's own model, target and index, which its key holds itself)
 RUN_ONLY_SETTINGS = BASE_RUN_ONLY + ("models", "targets", "classes", "channels", "data_root", "download")
 MIN_SPREAD = 1e-6  # an objective that real images do not move at all has no spread to measure it in
-SMALL_IMAGE_PIXELS = 32 * 32  # at or below this, one intra-op thread is faster (tiny ops; threads spin-wait)
-
-
-def lab_models(dataset: str = "digits") -> list[str]:
-    """The seed deck's lab on ``dataset``: the standard zoo cnn, the same cnn adversarially trained (PGD), and
-    the ACGAN discriminator's class head, each as ``ROLE=SPEC``."""
-    from trustkit.train import store_name
-
-    name = get_spec(dataset).name
-    if name not in LAB_EPS:
-        raise InvalidArgumentError(f"the lab trio is set up for {', '.join(LAB_EPS)}, not {name}; name the models "
-                                   "yourself, e.g. --model cnn --model gan:acgan")
-    robust = store_name("cnn", name, LAB_RECIPE, LAB_EPS[name])
-    return [f"{ROLES['standard']}=cnn", f"{ROLES['adversarial']}={robust}", f"{ROLES['gan']}={GAN_PREFIX}acgan"]
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """One compared model: ``spec`` as a model loader reads it, ``role`` as given (None: inferred), and for
-    ``gan:`` specs the generative ``gan`` spec and its discriminator ``head``."""
-
-    text: str
-    spec: str
-    role: str | None = None
-    gan: str | None = None
-    head: str = "auto"
-
-    @property
-    def is_gan(self) -> bool:
-        return self.gan is not None
-
-
-def parse_model(text: str) -> ModelChoice:
-    """``"cnn"``, ``"robust=cnn-digits-pgd-eps0.2"``, ``"gan:acgan"``, ``"gan:acgan:source"`` -> a ModelChoice."""
-    raw = str(text).strip()
-    role = None
-    if "=" in raw:
-        role, _, raw = (part.strip() for part in raw.partition("="))
-        if not role or not raw:
-            raise InvalidArgumentError(f"cannot read model '{text}'; write SPEC or ROLE=SPEC, e.g. "
-                                       "'robust=cnn-digits-pgd-eps0.2'")
-    if not raw:
-        raise InvalidArgumentError("empty model spec; name a model, e.g. --model cnn")
-    if not raw.lower().startswith(GAN_PREFIX):
-        return ModelChoice(str(text).strip(), raw, role)
-    gan, head = raw[len(GAN_PREFIX):].strip(), "auto"
-    stem, _, last = gan.rpartition(":")
-    if stem and last.lower() in HEADS:
-        gan, head = stem, last.lower()
-    if not gan:
-        raise InvalidArgumentError(f"'{text}' names no generative model; write gan:NAME, e.g. gan:acgan")
-    return ModelChoice(str(text).strip(), raw, role, gan, head)
 
 
 @dataclass
@@ -211,59 +147,6 @@ class MaximizeState:
         return means[cell.index], std if std > MIN_SPREAD else 1.0
 
 
-def _gan_family(choice: ModelChoice, dataset: str) -> type:
-    """The generative class behind a ``gan:`` spec, read without loading weights (registry or header)."""
-    from trustkit.generative import GENERATIVE_MODELS
-    from trustkit.models.store import checkpoint_exists, read_metadata, store_path
-
-    name = choice.gan or ""
-    if name in GENERATIVE_MODELS:
-        return GENERATIVE_MODELS.get(name)
-    path = Path(name).expanduser()
-    if name.endswith((".safetensors", ".json")) or "/" in name or os.sep in name:
-        meta = read_metadata(path)
-    elif checkpoint_exists(store_path(name)):
-        meta = read_metadata(store_path(name))
-    else:
-        try:
-            GENERATIVE_MODELS.canonical(name)
-        except UnknownNameError as exc:
-            raise UnknownNameError(f"{exc}; or give a store entry such as gen-acgan-{dataset} or a .safetensors "
-                                   "checkpoint after gan:") from None
-        raise AssertionError("unreachable")  # canonical() either raised or the name was registered
-    if meta.get("kind") != "generative" or meta.get("arch") not in GENERATIVE_MODELS:
-        raise CheckpointError(f"{name} is not a trustkit generative checkpoint; train one with 'trustkit gen train "
-                              f"--model acgan --dataset {dataset}'")
-    return GENERATIVE_MODELS.get(meta["arch"])
-
-
-def _gan_outputs(choice: ModelChoice, dataset: str) -> tuple[str, int]:
-    """``(head, number of outputs)`` of a ``gan:`` spec's discriminator view, checked before any work."""
-    family = _gan_family(choice, dataset)
-    heads = discriminator_heads(family)
-    head = heads[0] if choice.head == "auto" else choice.head
-    if head not in heads:
-        raise InvalidArgumentError(f"{family.__name__} has no '{head}' head; it has: {', '.join(heads)} "
-                                   f"(write {GAN_PREFIX}{choice.gan}:{heads[0]})")
-    return head, get_spec(dataset).num_classes if head == "class" else 1
-
-
-@contextlib.contextmanager
-def _threads_for(shape: Sequence[int], device: torch.device) -> Iterator[None]:
-    """One intra-op thread on the CPU for small images: their ops are too small to split, and on a busy machine
-    two OpenMP threads spin-wait for each other (measured: the 8×8 DCGAN discriminator, 30 steps, 2.4 s with
-    2 threads under load, 0.02 s with 1)."""
-    if device.type != "cpu" or shape[-1] * shape[-2] > SMALL_IMAGE_PIXELS:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 @dataclass
 class MaximizeStudy:
     """A validated maximisation configuration as engine cells."""
@@ -298,30 +181,20 @@ class MaximizeStudy:
                 "roles": {c.text: c.role for c in self.choices}}
 
     def prerequisites(self) -> list[TrainStep]:
-        config, steps = self.config, []
-        for choice in self.choices:
-            if choice.is_gan:
-                from trustkit.generative import GENERATIVE_MODELS
-
-                if choice.gan in GENERATIVE_MODELS:
-                    steps.append(TrainStep(GENERATIVE_MODELS.canonical(choice.gan), config.dataset, config.data_root,
-                                           config.download, kind="generator"))
-            elif choice.spec in MODELS:
-                steps.append(TrainStep(choice.spec, config.dataset, config.data_root, config.download))
-            elif (parsed := adversarial_entry(choice.spec, get_spec(config.dataset).name)) is not None:
-                arch, recipe, eps = parsed  # trained as `trustkit train --adv RECIPE --eps EPS` would
-                steps.append(TrainStep(arch, config.dataset, config.data_root, config.download, recipe=recipe, eps=eps))
-        return steps
+        c = self.config
+        return train_steps(self.choices, c.dataset, c.data_root, c.download)
 
     # --- one model's shared state ---------------------------------------------------------------------
     def prepare(self, cells: Sequence[MaximizeCell], device: torch.device) -> MaximizeState:
         config, spec = self.config, get_spec(self.config.dataset)
         choice = next(c for c in self.choices if c.text == cells[0].model)
         if choice.is_gan:
-            module, name, role, fingerprint, info = self._load_gan(choice, device)
+            module, name, role, fingerprint, info = load_gan(choice, self.config.dataset, self.outputs[choice.text][0],
+                                                             device)
             kind = "discriminator"
         else:
-            module, name, role, fingerprint, info = self._load_classifier(choice, device)
+            module, name, role, fingerprint, info = load_classifier(choice, config.dataset, config.trust_code,
+                                                                    device)
             kind = "classifier"
         module = module.eval()
         head, count = self.outputs[choice.text]
@@ -339,7 +212,7 @@ class MaximizeStudy:
         test_set = load_dataset(spec.name, "test", config.data_root, config.download)
         x, y = test_set.tensors(test_set.sample(config.n, spec.default_n, config.seed))
         center = x.mean(0) if config.l2_center == "mean" else torch.full(spec.shape, float(config.l2_center))
-        with _threads_for(spec.shape, device):
+        with small_image_threads(spec.shape, device):
             logits = predict_logits(module, x, batch_size=256, device=device).cpu()
             class_mean, class_std = real_statistics(module, x, y if count > 1 else None, device=device)
             channel_mean, channel_std = (real_statistics(module, x, layer=layer, device=device) if layer is not None
@@ -353,33 +226,6 @@ class MaximizeStudy:
         return MaximizeState(name, role, module, names, fingerprint, center.float(), tensor_fingerprint(x, y),
                              layer, class_mean.tolist(), class_std.tolist(), channel_mean.tolist(),
                              channel_std.tolist(), info)
-
-    def _load_classifier(self, choice: ModelChoice,
-                         device: torch.device) -> tuple[nn.Module, str, str, str | None, dict[str, Any]]:
-        from trustkit.models.loading import resolve_model
-
-        config = self.config
-        loaded = resolve_model(choice.spec, config.dataset, device=device, trust_code=config.trust_code)
-        recipe = loaded.metadata.get("recipe") if isinstance(loaded.metadata.get("recipe"), dict) else {}
-        trained = recipe.get("recipe", "clean")
-        role = choice.role or (ROLES["adversarial"] if trained != "clean" else ROLES["standard"])
-        info = {"spec": choice.spec, "source": loaded.source, "recipe": trained,
-                "eps": recipe.get("eps") if trained != "clean" else None}
-        return loaded.module, loaded.name, role, model_fingerprint(loaded), info
-
-    def _load_gan(self, choice: ModelChoice,
-                  device: torch.device) -> tuple[nn.Module, str, str, str | None, dict[str, Any]]:
-        from trustkit.generative.store import resolve_generator
-
-        loaded = resolve_generator(choice.gan or "", self.config.dataset, device)
-        head, _ = self.outputs[choice.text]
-        view = DiscriminatorView(loaded.model, head)
-        what = "class head" if head == "class" else "real/fake logit"
-        name = f"{loaded.arch} discriminator ({what})"
-        info = {"spec": choice.spec, "source": loaded.source, "recipe": loaded.metadata.get("family", "gan"),
-                "eps": None}
-        fingerprint = f"file:{file_fingerprint(loaded.source)}" if os.path.isfile(loaded.source) else None
-        return view, name, choice.role or ROLES["gan"], fingerprint, info
 
     def key(self, cell: MaximizeCell, state: MaximizeState, device_type: str) -> str | None:
         if state.fingerprint is None:
@@ -406,7 +252,7 @@ class MaximizeStudy:
                        blur_sigma=config.blur_sigma, seed=config.seed, device=device, scale=spread,
                        callback=advance)
         tic = time.perf_counter()
-        with _threads_for(shape, device):
+        with small_image_threads(shape, device):
             if cell.target == "class":
                 result = maximize_class(state.module, cell.index, shape, **options)
             else:
@@ -503,27 +349,7 @@ def maximize_study(config: MaximizeConfig) -> MaximizeStudy:
     trained or loaded; bad input raises a one-line TrustkitError."""
     spec = get_spec(config.dataset)
     dataset = spec.name
-    if not config.models:
-        raise InvalidArgumentError("no model given; name one or more, e.g. --model cnn --model gan:acgan")
-    choices = [parse_model(text) for text in config.models]
-    seen: dict[str, str] = {}
-    for choice in choices:
-        if choice.spec in seen:
-            raise InvalidArgumentError(f"model '{choice.spec}' is given twice ('{seen[choice.spec]}' and "
-                                       f"'{choice.text}'); name each model once")
-        seen[choice.spec] = choice.text
-    outputs: dict[str, tuple[str, int]] = {}
-    for choice in choices:
-        if choice.is_gan:
-            outputs[choice.text] = _gan_outputs(choice, dataset)
-            continue
-        if adversarial_entry(choice.spec, dataset) is None:
-            other = next((d for d in BUILT_IN_DATASETS if d != dataset and adversarial_entry(choice.spec, d)), None)
-            if other is not None and not os.path.exists(choice.spec):
-                raise InvalidArgumentError(f"model '{choice.spec}' is trained on {other}, not {dataset}; pass "
-                                           f"--dataset {other} or a model trained on {dataset}")
-            check_model_spec(choice.spec)
-        outputs[choice.text] = ("logits", spec.num_classes)
+    choices, outputs = check_models(config.models, dataset)
     targets = list(dict.fromkeys(t.strip().lower() for t in config.targets))
     if not targets or any(t not in TARGETS for t in targets):
         bad = next((t for t in targets if t not in TARGETS), "")
@@ -563,6 +389,5 @@ def maximize_study(config: MaximizeConfig) -> MaximizeStudy:
     return MaximizeStudy(config, choices, outputs, classes, channels)
 
 
-__all__ = ["GAN_PREFIX", "LAB_EPS", "LAB_RECIPE", "MaximizeCell", "MaximizeConfig", "MaximizeState", "MaximizeStudy",
-           "ModelChoice", "RESULT_COLUMNS", "lab_models", "maximize_checks", "maximize_study",
-           "parse_model"]
+__all__ = ["MaximizeCell", "MaximizeConfig", "MaximizeState", "MaximizeStudy", "RESULT_COLUMNS", "maximize_checks",
+           "maximize_study"]

@@ -165,8 +165,26 @@ def guard_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
     return scores
 
 
-ESTIMATE_AFTER_STEPS = 5  # steps timed before the whole run's duration is estimated (the first include warm-up)
+ESTIMATE_SKIP_STEPS = 3  # the first steps pay one-time costs (kernel selection, allocator): not timed
+ESTIMATE_AFTER_STEPS = 5  # steps timed, after the skipped ones, before the whole run's duration is estimated
 LONG_TRAINING_SECONDS = 120.0  # estimates above this are announced, with the ways to make it shorter
+
+
+class StepPace:
+    """Times steps ``skip + 1`` to ``skip + count`` of a run: :meth:`tick` after each step returns the seconds per
+    step once, after step ``skip + count``, and None otherwise. Timing the very first steps would count their
+    one-time warm-up (on a 2-core CPU the first PGD-3 step of cnn-small took ten times a later one)."""
+
+    def __init__(self, skip: int = ESTIMATE_SKIP_STEPS, count: int = ESTIMATE_AFTER_STEPS) -> None:
+        self.skip, self.count, self.steps, self.since = skip, count, 0, None
+
+    def tick(self, now: float) -> float | None:
+        self.steps += 1
+        if self.steps == self.skip:
+            self.since = now
+        elif self.steps == self.skip + self.count and self.since is not None:
+            return (now - self.since) / self.count
+        return None
 
 
 def warn_if_long(description: str, elapsed: float, steps: int, total_steps: int, device: torch.device) -> float:
@@ -221,6 +239,7 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
     best_score, best_state = -1.0, None
     total_steps = config.epochs * steps_per_epoch
     training_started = time.perf_counter()
+    step_pace = StepPace()  # runs of fewer steps than it times are short: nothing to announce
     with progress(description, total_steps) as bar:
         for epoch in range(config.epochs):
             started = time.perf_counter()
@@ -249,8 +268,10 @@ def fit(model: nn.Module, train_set: ImageDataset, config: TrainConfig, *, devic
                 schedule.step()
                 total_loss += loss.detach() * len(index)
                 bar.advance()
-                if step == ESTIMATE_AFTER_STEPS and distributed.is_main:
-                    warn_if_long(description, time.perf_counter() - training_started, step, total_steps, device)
+                per_step = step_pace.tick(time.perf_counter())
+                if per_step is not None and distributed.is_main:
+                    warn_if_long(description, per_step * ESTIMATE_AFTER_STEPS, ESTIMATE_AFTER_STEPS, total_steps,
+                                 device)
             record = {"epoch": epoch + 1, "train_loss": distributed.mean(total_loss / max(len(order), 1)).item()}
             if not math.isfinite(record["train_loss"]):  # checked once per epoch: no host sync per step
                 raise InvalidArgumentError(f"training diverged: the loss became {record['train_loss']} in epoch "
