@@ -202,9 +202,10 @@ def transfer_style(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
 
     ``content`` and ``style`` are images C×H×W in [0, 1] with the model's channel count; the style image may
     have another size (Gram matrices average over positions; textures keep the scale they have in it).
-    Layers: module names, aliases or block names, or chosen layers (:func:`choose_layers`); empty: the defaults
-    of :func:`default_layers`, found at ``input_shape`` (the C×H×W the model was built for; default the
-    content's shape). ``content_weight`` α, ``style_weight`` β and ``tv_weight`` γ are ≥ 0 (unitless with
+    Layers: module names, aliases or block names, or chosen layers
+    (:func:`~trustkit.explain.style_layers.choose_layers`); empty: the defaults of
+    :func:`~trustkit.explain.style_layers.default_layers`, found at ``input_shape`` (the C×H×W the model was built
+    for; default the content's shape). ``content_weight`` α, ``style_weight`` β and ``tv_weight`` γ are ≥ 0 (unitless with
     ``normalize``); ``steps`` iterations of ``optimizer`` (``lbfgs``: ``lr`` scales its first trial step,
     default 1; ``adam``: pixel units per step, default 0.02); ``init`` ``content`` (start from the content image: the
     result keeps its layout; Gatys et al. 2016, fig. 6, show that a start biases the result towards itself) or
