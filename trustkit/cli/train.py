@@ -24,9 +24,9 @@ from trustkit.cli import options as opt
          "store entry bench uses.", default=None, file=True)
 @click.option("--adv", "recipe", default="clean", show_default=True,
               help="Training recipe: clean, or adversarial training fast (PGD-3 with the budget warmed up over "
-                   "the first epoch: the cheap recipe that holds up under `bench strong`), fgsm-rs (Wong et al. "
-                   "2020's fast AT, FGSM from a random start; it can overfit catastrophically), n-fgsm (de Jorge "
-                   "et al. 2022), pgd (PGD-10, Madry et al. 2018) or trades (Zhang et al. 2019).")
+                   "the first epoch: the cheap recipe that held up under `bench strong` on MNIST), fgsm-rs (Wong "
+                   "et al. 2020's fast AT, FGSM from a random start; it can overfit catastrophically), n-fgsm (de "
+                   "Jorge et al. 2022), pgd (PGD-10, Madry et al. 2018) or trades (Zhang et al. 2019).")
 @opt.eps("Adversarial-training budget (linf, pixel scale [0, 1]; 8/255 works).", several=False)
 @opt.alpha("Attack step size (fgsm-rs: 1.25·eps; n-fgsm: eps; fast, pgd, trades: 2.5·eps/steps).")
 @opt.attack_steps("Attack iterations of fast / pgd / trades training (default 3 for fast, 10 otherwise).")
