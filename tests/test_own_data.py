@@ -280,3 +280,29 @@ def test_worker_processes_decode_the_same_images(image_folder):
     assert "workers=2" in spec and get_spec(spec).name == get_spec(f"folder:{image_folder}@16").name
     there = load_dataset(spec, "test").tensors()
     assert torch.equal(here[0], there[0]) and torch.equal(here[1], there[1])
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle_are_read(tmp_path):
+    """A safetensors file begins with its header's length, little-endian: one in 256 begins with byte 0x80, the
+    pickle protocol marker. Such a file is still safetensors and is read, not refused as pickled."""
+    import safetensors.torch
+
+    from trustkit.errors import CheckpointError
+    from trustkit.models.library import _read_weights
+
+    tensors = {"fc.weight": torch.arange(6.0).view(2, 3)}
+    path = tmp_path / "w.safetensors"
+    for padding in range(600):
+        safetensors.torch.save_file(tensors, str(path), metadata={"pad": "x" * padding})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    assert torch.equal(_read_weights(path)["fc.weight"], tensors["fc.weight"])
+    pickled = tmp_path / "w.pt"
+    torch.save(tensors, pickled, _use_new_zipfile_serialization=False)  # the legacy format: starts with 0x80
+    assert pickled.read_bytes()[:1] == b"\x80"
+    renamed = tmp_path / "pickle.safetensors"
+    renamed.write_bytes(pickled.read_bytes())
+    for refused in (pickled, renamed):
+        with pytest.raises(CheckpointError, match="pickled PyTorch file"):
+            _read_weights(refused)

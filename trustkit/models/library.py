@@ -108,12 +108,24 @@ def _timm_network(name: str, num_classes: int) -> tuple[nn.Module, tuple, tuple]
     return network, tuple(config.get("mean", IMAGENET_MEAN)), tuple(config.get("std", IMAGENET_STD))
 
 
+def _has_safetensors_header(path: Path) -> bool:
+    """True when ``path`` starts as a safetensors file does: a little-endian 8-byte length whose JSON header
+    (``{`` first) fits in the file. Its first byte is that length's lowest byte, so it can be 0x80 or 'P'
+    like a pickle's or a zip's marker; this is checked before those markers are."""
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9:
+        return False
+    return head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"no weights file {path}; give a .safetensors state dict of the architecture")
     with path.open("rb") as handle:
         head = handle.read(8)
-    if path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt") or head.startswith(b"PK") or head[:1] == b"\x80":
+    pickled = path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt") or head.startswith(b"PK") or head[:1] == b"\x80"
+    if pickled and not _has_safetensors_header(path):
         raise CheckpointError(f"{path} is a pickled PyTorch file; trustkit never unpickles files (that runs any "
                               f"code they hold) and reads weights only as safetensors; {CONVERT_HINT}")
     from safetensors.torch import load
