@@ -80,3 +80,35 @@ class ToyStudy:
 
     def frames(self, output) -> dict[str, pd.DataFrame]:  # noqa: ANN001
         return {"results.csv": pd.DataFrame([r.data["row"] for r in output.finished])}
+
+
+@dataclass
+class ToyCurveStudy(ToyStudy):
+    """Cells of one group build on each other, as an ε-curve does: cell ``s`` needs the result of the group's
+    previous seed, computed in this process's group state (recursively, like a curve's smaller budgets) when
+    this process has not run it. Every computation leaves a marker file ``computed-<seed>-<pid>-<n>`` under
+    ``marker_dir``. With ``chained`` the study declares its curves (``affinity``)."""
+
+    chained: bool = True
+
+    def affinity(self, cell: ToyCell) -> int | None:
+        return cell.group if self.chained else None
+
+    def prepare(self, cells: Sequence[ToyCell], device: torch.device) -> dict[str, Any]:
+        return {**super().prepare(cells, device), "done": {}}
+
+    def localize(self, state: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        return {**state, "done": {}}  # as the bench study's contexts: computed results do not travel
+
+    def run(self, cell: ToyCell, state: dict[str, Any], device: torch.device, bar: Any) -> dict[str, Any]:
+        previous = cell.seed - self.groups
+        below = 0.0
+        if previous in self.seeds:
+            if previous not in state["done"]:
+                self.run(ToyCell(previous, cell.group_id), state, device, None)
+            below = state["done"][previous]
+        markers = Path(self.marker_dir)
+        markers.joinpath(f"computed-{cell.seed}-{os.getpid()}-{len(list(markers.iterdir()))}").touch()
+        value = float(torch.randn(4, generator=torch.Generator().manual_seed(cell.seed)).sum()) + below
+        state["done"][cell.seed] = value
+        return {"row": {"seed": cell.seed, "value": value, "pid": os.getpid()}}

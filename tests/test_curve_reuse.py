@@ -89,3 +89,19 @@ def test_bench_reuses_by_default_and_independent_eps_turns_it_off(tmp_path, caps
     for attack, rows in reuse.groupby("attack"):
         accuracy = rows.sort_values("eps")["robust_accuracy"].tolist()
         assert accuracy == sorted(accuracy, reverse=True), attack
+
+
+def test_a_reusing_curve_is_one_chain_for_the_engine_and_other_cells_stay_alone():
+    """processes and Ray run a reusing curve's cells as one task (else each recomputes the budgets below it);
+    cells whose curve attacks every budget afresh stay separate tasks, free to run in parallel."""
+    from trustkit.engine.backends import chains
+    from trustkit.studies.bench import BenchStudy
+
+    pgd = curve_cells(_cells("pgd", grid=(0.03, 0.06, 0.1)), 64)
+    bim = curve_cells(_cells("bim", grid=(0.03, 0.06, 0.1)), 64)
+    square = curve_cells(_cells("square", grid=(0.03, 0.06)), 64)
+    study = BenchStudy(cell_list=[pgd[0], bim[0], square[0], pgd[1], bim[1], square[1], pgd[2], bim[2]], config={})
+    grouped = chains(study, list(enumerate(study.cells())))
+    assert [[i for i, _ in chain] for chain in grouped] == [[0, 3, 6], [1, 4, 7], [2], [5]]
+    assert study.affinity(pgd[0]) == study.affinity(pgd[2]) != study.affinity(bim[0])
+    assert study.affinity(square[1]) is None

@@ -115,7 +115,11 @@ class Study(Protocol):
         """The cache key of ``cell``: everything that decides its numbers; None when it cannot be cached."""
 
     def run(self, cell: Any, state: Any, device: torch.device, bar: Progress | None) -> dict[str, Any]:
-        """Compute one cell (reseeding itself): a JSON-able dict."""
+        """Compute one cell (reseeding itself): a JSON-able dict.
+
+        A study may also define ``affinity(cell) -> Hashable | None``: cells with the same non-None affinity
+        build on each other's work in the group state (an ε-curve reusing its smaller budgets), so the
+        ``processes`` and ``ray`` backends run them as one task, in cell order, in one process."""
 
     def portable(self, state: Any) -> Any:
         """``state`` ready to ship to another process or machine (tensors and modules on the CPU)."""

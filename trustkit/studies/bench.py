@@ -7,6 +7,7 @@ is in :mod:`trustkit.studies.bench_cells`.
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Sequence
@@ -25,8 +26,8 @@ from trustkit.runtime import check_run_options, log
 from trustkit.sanity import Check, run_checks
 from trustkit.studies.base import Memo, Progress, StudyOutput, TrainStep
 from trustkit.studies.bench_cells import (Cell, GroupContext, build_cell_attack, build_context, cell_key,
-                                          compile_group, curve_cells, defense_cells, evaluate_cell, model_info,
-                                          probe_checks, probe_key)
+                                          compile_group, curve, curve_cells, defense_cells, evaluate_cell, model_info,
+                                          probe_checks, probe_key, reusing_curves)
 
 MAX_CELLS = 10_000  # a run expanding past this is refused before anything runs (--max-cells raises it)
 RESULT_COLUMNS = ["suite", "model", "dataset", "defense", "evaluation", "attack", "engine", "access", "targets",
@@ -145,6 +146,14 @@ class BenchStudy:
             return None
         return cell_key(cell, state.fingerprint, state.data_fingerprint, build_cell_attack(state, cell).params(),
                         device_type, compiled=self.compile and device_type != "cpu")
+
+    def affinity(self, cell: Cell) -> tuple | None:
+        """Cells of one reusing ε-curve run in one process, one after another (see :func:`reusing_curves`)."""
+        return curve(cell) if curve(cell) in self._reusing_curves else None
+
+    @functools.cached_property
+    def _reusing_curves(self) -> set[tuple]:
+        return reusing_curves(self.cell_list)
 
     def run(self, cell: Cell, state: GroupContext, device: torch.device, bar: Progress | None) -> dict[str, Any]:
         if self.compile and state.compile_info is None:

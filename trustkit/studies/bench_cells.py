@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -234,11 +234,21 @@ class _SamplesBar:
         self.bar.note(text)
 
 
+def curve(cell: Cell) -> tuple:
+    """The ε-curve ``cell`` belongs to: same model, data, defense, evaluation, attack, norm, targets, precision."""
+    return (cell.group, cell.evaluation, cell.attack, cell.norm, cell.targets, cell.precision, cell.suite)
+
+
+def reusing_curves(cells: Sequence[Cell]) -> set[tuple]:
+    """The curves whose larger budgets build on their smaller ones (some cell has ``below``): their cells must
+    run one after another in one process, or each would compute its smaller budgets again."""
+    return {curve(c) for c in cells if c.below}
+
+
 def curve_cells(cells: list[Cell], batch_size: int) -> list[Cell]:
     """``cells`` with ``below`` set: each eligible cell lists the smaller budgets of its own ε-curve (same model,
     data, defense, evaluation, attack, norm, targets and precision)."""
     grids: dict[tuple, list[float]] = {}
-    curve = lambda c: (c.group, c.evaluation, c.attack, c.norm, c.targets, c.precision, c.suite)  # noqa: E731
     for cell in cells:
         grids.setdefault(curve(cell), []).append(cell.eps)
     eligible: dict[tuple, bool] = {}
