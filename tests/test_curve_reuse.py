@@ -105,3 +105,10 @@ def test_a_reusing_curve_is_one_chain_for_the_engine_and_other_cells_stay_alone(
     assert [[i for i, _ in chain] for chain in grouped] == [[0, 3, 6], [1, 4, 7], [2], [5]]
     assert study.affinity(pgd[0]) == study.affinity(pgd[2]) != study.affinity(bim[0])
     assert study.affinity(square[1]) is None
+    # a suite's combined study (attacks beside smoothing, corruptions...) keeps its attack curves as chains
+    from trustkit.studies.combined import CombinedStudy
+
+    combined = CombinedStudy(parts=[study, BenchStudy(cell_list=pgd, config={})], label="s", title="s", subtitle="",
+                             suite_settings={})
+    assert [[i for i, _ in chain] for chain in chains(combined, list(enumerate(combined.cells())))] == [
+        [0, 3, 6], [1, 4, 7], [2], [5], [8, 9, 10]]

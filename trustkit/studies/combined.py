@@ -106,6 +106,12 @@ class CombinedStudy:
     def run(self, cell: PartCell, state: PartState, device: torch.device, bar: Progress | None) -> dict[str, Any]:
         return self.parts[cell.part].run(cell.cell, state.state, device, bar)
 
+    def affinity(self, cell: PartCell) -> tuple | None:
+        """The part's own affinity (a reusing ε-curve of the attacks part), kept apart from other parts'."""
+        of_part = getattr(self.parts[cell.part], "affinity", None)
+        key = of_part(cell.cell) if of_part is not None else None
+        return None if key is None else (cell.part, key)
+
     def portable(self, state: PartState) -> PartState:
         return PartState(state.part, self.parts[state.part].portable(state.state))
 
