@@ -26,7 +26,7 @@ from typing import Any, Callable, Hashable, Sequence
 import torch
 
 from trustkit.errors import InvalidArgumentError
-from trustkit.studies.base import Progress, Study, one_line
+from trustkit.studies.base import Progress, Study, affinity_of, one_line
 
 BACKENDS = ("local", "processes", "ray")
 RAY_TASK_RETRIES = 3  # a worker killed mid-cell (preempted node, OOM) is retried this many times
@@ -54,11 +54,10 @@ Chain = list[tuple[int, Any]]
 def chains(study: Study, tasks: Sequence[tuple[int, Any]]) -> list[Chain]:
     """``tasks`` grouped into chains: cells of one non-None ``study.affinity`` together (in task order, each
     chain where its first cell stood), every other cell alone."""
-    affinity = getattr(study, "affinity", None)
     grouped: dict[Hashable, Chain] = {}
     out: list[Chain] = []
     for index, cell in tasks:
-        key = affinity(cell) if affinity is not None else None
+        key = affinity_of(study, cell)
         if key is None:
             out.append([(index, cell)])
         elif key in grouped:

@@ -146,6 +146,12 @@ class Study(Protocol):
         """The study's own run.json keys (models, attacks...)."""
 
 
+def affinity_of(study: Study, cell: Any) -> Hashable | None:
+    """``study.affinity(cell)`` for studies that declare one (see :meth:`Study.run`), else None."""
+    declared = getattr(study, "affinity", None)
+    return declared(cell) if declared is not None else None
+
+
 def one_line(exc: BaseException) -> str:
     """``exc`` as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()

@@ -16,7 +16,7 @@ from typing import Any, Hashable, Sequence
 import pandas as pd
 import torch
 
-from trustkit.studies.base import CellRecord, Memo, Progress, Study, StudyOutput, TrainStep
+from trustkit.studies.base import CellRecord, Memo, Progress, Study, StudyOutput, TrainStep, affinity_of
 
 # study kind -> (module, config class, validating factory): the studies a suite may name under ``studies:``
 PART_STUDIES: dict[str, tuple[str, str, str]] = {
@@ -108,8 +108,7 @@ class CombinedStudy:
 
     def affinity(self, cell: PartCell) -> tuple | None:
         """The part's own affinity (a reusing ε-curve of the attacks part), kept apart from other parts'."""
-        of_part = getattr(self.parts[cell.part], "affinity", None)
-        key = of_part(cell.cell) if of_part is not None else None
+        key = affinity_of(self.parts[cell.part], cell.cell)
         return None if key is None else (cell.part, key)
 
     def portable(self, state: PartState) -> PartState:
